@@ -1,0 +1,1 @@
+"""Generated from protos/kubelite/v1 by hack/gen-protos.sh; do not edit."""
