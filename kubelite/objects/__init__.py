@@ -1,0 +1,1 @@
+"""Helpers on API objects: conversion, names, selectors, quantities, validation."""
