@@ -1,0 +1,1 @@
+"""The kubelite master: API server, scheduler and controllers."""

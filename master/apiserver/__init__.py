@@ -1,0 +1,1 @@
+"""The API server: gRPC service, registry strategies and etcd storage."""

@@ -1,0 +1,238 @@
+"""etcd storage: versioned keys, compare-and-swap writes, watches.
+
+Keys are `/registry/<resource>/<namespace>/<name>` (cluster-scoped kinds have
+no namespace segment); values are serialized protobuf. An object's
+resourceVersion is its key's mod_revision, and every write is one etcd
+transaction guarded on that revision, so two writers holding the same
+resourceVersion cannot both win.
+
+We use aetcd for the connection and etcd's raw stubs for transactions and
+watches, because we need the response header revision (the revision a list
+was read at, and progress notifications that make bookmarks truthful).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aetcd
+from aetcd import rpc
+
+
+class StorageError(Exception):
+    pass
+
+
+class KeyExists(StorageError):
+    pass
+
+
+class KeyNotFound(StorageError):
+    pass
+
+
+class Conflict(StorageError):
+    """The key's mod_revision is not the one the writer expected."""
+
+
+class Compacted(StorageError):
+    def __init__(self, requested: int, compacted: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({compacted})")
+        self.requested = requested
+        self.compacted = compacted
+
+
+@dataclass(frozen=True)
+class KV:
+    key: str
+    value: bytes
+    mod_revision: int
+    create_revision: int
+
+
+@dataclass(frozen=True)
+class WatchItem:
+    """One change, or a progress mark (type "PROGRESS", key "") at `revision`."""
+
+    type: str  # PUT, DELETE, PROGRESS
+    key: str
+    value: bytes  # the new value (PUT) or the last value before deletion (DELETE)
+    revision: int
+    created: bool = False  # PUT that created the key
+    prev: bytes | None = None  # the value before a PUT that modified the key
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The range end that covers every key starting with `prefix`."""
+    b = bytearray(prefix)
+    for i in range(len(b) - 1, -1, -1):
+        if b[i] < 0xFF:
+            b[i] += 1
+            return bytes(b[: i + 1])
+    return b"\0"
+
+
+class Storage:
+    def __init__(self, host: str = "127.0.0.1", port: int = 2379, timeout: float = 10.0) -> None:
+        self.client = aetcd.Client(host=host, port=port)
+        self.timeout = timeout
+
+    async def connect(self) -> None:
+        await self.client.connect()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    @property
+    def _kv(self) -> rpc.KVStub:
+        return self.client.kvstub
+
+    async def get(self, key: str) -> KV | None:
+        resp = await self._kv.Range(rpc.RangeRequest(key=key.encode()), timeout=self.timeout)
+        if not resp.kvs:
+            return None
+        kv = resp.kvs[0]
+        return KV(key, kv.value, kv.mod_revision, kv.create_revision)
+
+    async def list(self, prefix: str) -> tuple[list[KV], int]:
+        """Every key under prefix, and the revision the list was read at."""
+        p = prefix.encode()
+        resp = await self._kv.Range(
+            rpc.RangeRequest(key=p, range_end=prefix_end(p)), timeout=self.timeout
+        )
+        items = [
+            KV(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision) for kv in resp.kvs
+        ]
+        return items, resp.header.revision
+
+    async def revision(self) -> int:
+        resp = await self._kv.Range(
+            rpc.RangeRequest(key=b"\0", limit=1, count_only=True), timeout=self.timeout
+        )
+        return int(resp.header.revision)
+
+    async def create(self, key: str, value: bytes) -> int:
+        """Write a new key; KeyExists if it is there. Returns the new revision."""
+        k = key.encode()
+        txn = rpc.TxnRequest(
+            compare=[rpc.Compare(key=k, target=rpc.Compare.CREATE,
+                                 result=rpc.Compare.EQUAL, create_revision=0)],
+            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
+        )
+        resp = await self._kv.Txn(txn, timeout=self.timeout)
+        if not resp.succeeded:
+            raise KeyExists(key)
+        return int(resp.header.revision)
+
+    async def update(self, key: str, value: bytes, expected: int) -> int:
+        """Replace the value if the key's mod_revision is still `expected`."""
+        k = key.encode()
+        txn = rpc.TxnRequest(
+            compare=[rpc.Compare(key=k, target=rpc.Compare.MOD,
+                                 result=rpc.Compare.EQUAL, mod_revision=expected)],
+            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
+            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
+        )
+        resp = await self._kv.Txn(txn, timeout=self.timeout)
+        if not resp.succeeded:
+            if not resp.responses[0].response_range.kvs:
+                raise KeyNotFound(key)
+            raise Conflict(key)
+        return int(resp.header.revision)
+
+    async def delete(self, key: str, expected: int) -> int:
+        k = key.encode()
+        txn = rpc.TxnRequest(
+            compare=[rpc.Compare(key=k, target=rpc.Compare.MOD,
+                                 result=rpc.Compare.EQUAL, mod_revision=expected)],
+            success=[rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k))],
+            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
+        )
+        resp = await self._kv.Txn(txn, timeout=self.timeout)
+        if not resp.succeeded:
+            if not resp.responses[0].response_range.kvs:
+                raise KeyNotFound(key)
+            raise Conflict(key)
+        return int(resp.header.revision)
+
+    async def compact(self, revision: int) -> None:
+        await self._kv.Compact(rpc.CompactionRequest(revision=revision, physical=True),
+                               timeout=self.timeout)
+
+    async def watch(
+        self, prefix: str, after: int, *, progress_every: float = 0.0
+    ) -> AsyncIterator[WatchItem]:
+        """Changes under prefix with revision > after, in order.
+
+        With progress_every > 0, ask etcd for a progress notification after
+        that many idle seconds and yield it as a PROGRESS item: etcd promises
+        every change up to its revision has been delivered, so it is a safe
+        bookmark. Raises Compacted when `after` is older than the compaction.
+        """
+        p = prefix.encode()
+        requests: asyncio.Queue[rpc.WatchRequest | None] = asyncio.Queue()
+        await requests.put(rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
+            key=p, range_end=prefix_end(p), start_revision=after + 1, prev_kv=True,
+        )))
+
+        async def request_iter() -> AsyncIterator[rpc.WatchRequest]:
+            while True:
+                r = await requests.get()
+                if r is None:
+                    return
+                yield r
+
+        stub = rpc.WatchStub(self.client.channel)
+        call = stub.Watch(request_iter())
+        # Read in a task: cancelling a pending read would cancel the whole call,
+        # so the idle timeout waits on this queue instead.
+        responses: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def reader() -> None:
+            try:
+                async for r in call:
+                    await responses.put(r)
+                await responses.put(StorageError("etcd closed the watch stream"))
+            except Exception as e:  # noqa: BLE001 - handed to the consumer
+                await responses.put(e)
+
+        read_task = asyncio.create_task(reader())
+        try:
+            while True:
+                try:
+                    timeout = progress_every if progress_every > 0 else None
+                    resp = await asyncio.wait_for(responses.get(), timeout)
+                except TimeoutError:
+                    await requests.put(
+                        rpc.WatchRequest(progress_request=rpc.WatchProgressRequest()))
+                    continue
+                if isinstance(resp, Exception):
+                    raise resp
+                if resp.compact_revision:
+                    raise Compacted(after, int(resp.compact_revision))
+                if resp.canceled:
+                    raise StorageError(f"etcd canceled the watch: {resp.cancel_reason}")
+                if resp.created:
+                    continue
+                if not resp.events:
+                    yield WatchItem("PROGRESS", "", b"", int(resp.header.revision))
+                    continue
+                for ev in resp.events:
+                    if ev.type == 0:  # PUT
+                        yield WatchItem("PUT", ev.kv.key.decode(), ev.kv.value,
+                                        int(ev.kv.mod_revision),
+                                        created=ev.kv.create_revision == ev.kv.mod_revision,
+                                        prev=ev.prev_kv.value if ev.HasField("prev_kv") else None)
+                    else:
+                        yield WatchItem("DELETE", ev.kv.key.decode(), ev.prev_kv.value,
+                                        int(ev.kv.mod_revision))
+        finally:
+            await requests.put(None)
+            call.cancel()
+            read_task.cancel()
+            with contextlib.suppress(Exception):
+                await call
