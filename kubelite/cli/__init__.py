@@ -1,0 +1,1 @@
+"""The `kubelite` command: kubectl's verbs and flags over the kubelite API."""

@@ -1,0 +1,274 @@
+"""Typed API clients. Objects in and out are kind messages (kubelite.api.*_pb2).
+
+`Client` is synchronous (the CLI, tests); `AsyncClient` is for asyncio code
+(controllers, the node agent). Both turn gRPC failures into APIStatusError
+and, given several servers, move to the next one when a server is
+unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+
+from kubelite.api import api_pb2, api_pb2_grpc
+from kubelite.client.config import ClientConfig
+from kubelite.client.errors import APIStatusError
+from kubelite.objects import kinds
+
+_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 << 20),
+    ("grpc.max_send_message_length", 64 << 20),
+]
+
+
+def _pack(obj: Any) -> any_pb2.Any:
+    a = any_pb2.Any()
+    a.Pack(obj)
+    return a
+
+
+def unpack(a: any_pb2.Any) -> Any:
+    kind = kinds.by_message(a.TypeName())
+    obj = kind.message()
+    a.Unpack(obj)
+    return obj
+
+
+def _resource(resource: str) -> str:
+    return kinds.by_resource(resource).resource
+
+
+def _patch_text(patch: dict[str, Any] | str) -> str:
+    return patch if isinstance(patch, str) else json.dumps(patch)
+
+
+def _delete_request(resource: str, namespace: str, name: str, propagation_policy: str,
+                    grace_period_seconds: int | None, precondition_uid: str,
+                    dry_run: bool) -> api_pb2.DeleteRequest:
+    req = api_pb2.DeleteRequest(resource=_resource(resource), namespace=namespace, name=name,
+                                propagation_policy=propagation_policy,
+                                precondition_uid=precondition_uid, dry_run=dry_run)
+    if grace_period_seconds is not None:
+        req.grace_period_seconds = grace_period_seconds
+    return req
+
+
+class Client:
+    def __init__(self, config: ClientConfig | None = None, *, server: str = "",
+                 token: str = "", timeout: float = 30.0) -> None:
+        cfg = config or ClientConfig()
+        self.servers = [server] if server else list(cfg.servers)
+        self.token = token or cfg.token
+        self.timeout = timeout
+        self._index = 0
+        self._channel: grpc.Channel | None = None
+        self._stub: api_pb2_grpc.APIStub | None = None
+
+    @property
+    def server(self) -> str:
+        return self.servers[self._index]
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.token}")] if self.token else []
+
+    def _get_stub(self) -> api_pb2_grpc.APIStub:
+        if self._stub is None:
+            self._channel = grpc.insecure_channel(self.server, options=_OPTIONS)
+            self._stub = api_pb2_grpc.APIStub(self._channel)
+        return self._stub
+
+    def _failover(self) -> bool:
+        if len(self.servers) < 2:
+            return False
+        self.close()
+        self._index = (self._index + 1) % len(self.servers)
+        return True
+
+    def _call(self, method: str, request: Any) -> Any:
+        for attempt in range(len(self.servers)):
+            try:
+                return getattr(self._get_stub(), method)(
+                    request, timeout=self.timeout, metadata=self._metadata())
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNAVAILABLE and attempt + 1 < len(self.servers) \
+                        and self._failover():
+                    continue
+                raise APIStatusError.from_rpc(e) from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = None
+        self._stub = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- verbs --------------------------------------------------------------
+
+    def create(self, obj: Any, *, dry_run: bool = False) -> Any:
+        req = api_pb2.CreateRequest(object=_pack(obj), dry_run=dry_run)
+        return unpack(self._call("Create", req).object)
+
+    def get(self, resource: str, name: str, namespace: str = "") -> Any:
+        req = api_pb2.GetRequest(resource=_resource(resource), namespace=namespace, name=name)
+        return unpack(self._call("Get", req).object)
+
+    def list(self, resource: str, namespace: str = "", *, label_selector: str = "",
+             field_selector: str = "") -> tuple[list[Any], str]:
+        req = api_pb2.ListRequest(resource=_resource(resource), namespace=namespace,
+                                  label_selector=label_selector, field_selector=field_selector)
+        resp = self._call("List", req)
+        return [unpack(a) for a in resp.items], resp.resource_version
+
+    def update(self, obj: Any, *, dry_run: bool = False) -> Any:
+        req = api_pb2.UpdateRequest(object=_pack(obj), dry_run=dry_run)
+        return unpack(self._call("Update", req).object)
+
+    def update_status(self, obj: Any, *, dry_run: bool = False) -> Any:
+        req = api_pb2.UpdateRequest(object=_pack(obj), dry_run=dry_run)
+        return unpack(self._call("UpdateStatus", req).object)
+
+    def patch(self, resource: str, name: str, patch: dict[str, Any] | str, namespace: str = "",
+              *, subresource: str = "", dry_run: bool = False) -> Any:
+        req = api_pb2.PatchRequest(resource=_resource(resource), namespace=namespace, name=name,
+                                   patch=_patch_text(patch), subresource=subresource,
+                                   dry_run=dry_run)
+        return unpack(self._call("Patch", req).object)
+
+    def delete(self, resource: str, name: str, namespace: str = "", *,
+               propagation_policy: str = "", grace_period_seconds: int | None = None,
+               precondition_uid: str = "", dry_run: bool = False) -> Any:
+        req = _delete_request(resource, namespace, name, propagation_policy,
+                              grace_period_seconds, precondition_uid, dry_run)
+        return unpack(self._call("Delete", req).object)
+
+    def watch(self, resource: str, namespace: str = "", *, name: str = "",
+              label_selector: str = "", field_selector: str = "", resource_version: str = "",
+              allow_bookmarks: bool = False, timeout: float | None = None,
+              ) -> Iterator[tuple[str, Any, str]]:
+        """(type, object or None, resourceVersion) until the stream ends or times out."""
+        req = api_pb2.WatchRequest(resource=_resource(resource), namespace=namespace, name=name,
+                                   label_selector=label_selector, field_selector=field_selector,
+                                   resource_version=resource_version,
+                                   allow_bookmarks=allow_bookmarks)
+        stream = self._get_stub().Watch(req, timeout=timeout, metadata=self._metadata())
+        try:
+            for ev in stream:
+                obj = unpack(ev.object) if ev.object.type_url else None
+                yield ev.type, obj, ev.resource_version
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED and timeout is not None:
+                return
+            if e.code() == grpc.StatusCode.CANCELLED:
+                return
+            raise APIStatusError.from_rpc(e) from None
+        finally:
+            stream.cancel()
+
+    def discovery(self) -> api_pb2.DiscoveryResponse:
+        return self._call("Discovery", api_pb2.DiscoveryRequest())
+
+
+class AsyncClient:
+    def __init__(self, config: ClientConfig | None = None, *, server: str = "",
+                 token: str = "", timeout: float = 30.0) -> None:
+        cfg = config or ClientConfig()
+        self.servers = [server] if server else list(cfg.servers)
+        self.token = token or cfg.token
+        self.timeout = timeout
+        self._index = 0
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: api_pb2_grpc.APIStub | None = None
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.token}")] if self.token else []
+
+    def _get_stub(self) -> api_pb2_grpc.APIStub:
+        if self._stub is None:
+            self._channel = grpc.aio.insecure_channel(self.servers[self._index], options=_OPTIONS)
+            self._stub = api_pb2_grpc.APIStub(self._channel)
+        return self._stub
+
+    async def _call(self, method: str, request: Any) -> Any:
+        for attempt in range(len(self.servers)):
+            try:
+                return await getattr(self._get_stub(), method)(
+                    request, timeout=self.timeout, metadata=self._metadata())
+            except grpc.aio.AioRpcError as e:
+                if e.code() == grpc.StatusCode.UNAVAILABLE and attempt + 1 < len(self.servers):
+                    await self.close()
+                    self._index = (self._index + 1) % len(self.servers)
+                    continue
+                raise APIStatusError.from_rpc(e) from None
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        self._channel = None
+        self._stub = None
+
+    async def create(self, obj: Any, *, dry_run: bool = False) -> Any:
+        resp = await self._call("Create", api_pb2.CreateRequest(object=_pack(obj),
+                                                                dry_run=dry_run))
+        return unpack(resp.object)
+
+    async def get(self, resource: str, name: str, namespace: str = "") -> Any:
+        req = api_pb2.GetRequest(resource=_resource(resource), namespace=namespace, name=name)
+        return unpack((await self._call("Get", req)).object)
+
+    async def list(self, resource: str, namespace: str = "", *, label_selector: str = "",
+                   field_selector: str = "") -> tuple[list[Any], str]:
+        req = api_pb2.ListRequest(resource=_resource(resource), namespace=namespace,
+                                  label_selector=label_selector, field_selector=field_selector)
+        resp = await self._call("List", req)
+        return [unpack(a) for a in resp.items], resp.resource_version
+
+    async def update(self, obj: Any, *, dry_run: bool = False) -> Any:
+        req = api_pb2.UpdateRequest(object=_pack(obj), dry_run=dry_run)
+        return unpack((await self._call("Update", req)).object)
+
+    async def update_status(self, obj: Any, *, dry_run: bool = False) -> Any:
+        req = api_pb2.UpdateRequest(object=_pack(obj), dry_run=dry_run)
+        return unpack((await self._call("UpdateStatus", req)).object)
+
+    async def patch(self, resource: str, name: str, patch: dict[str, Any] | str,
+                    namespace: str = "", *, subresource: str = "") -> Any:
+        req = api_pb2.PatchRequest(resource=_resource(resource), namespace=namespace, name=name,
+                                   patch=_patch_text(patch), subresource=subresource)
+        return unpack((await self._call("Patch", req)).object)
+
+    async def delete(self, resource: str, name: str, namespace: str = "", *,
+                     propagation_policy: str = "", grace_period_seconds: int | None = None,
+                     precondition_uid: str = "", dry_run: bool = False) -> Any:
+        req = _delete_request(resource, namespace, name, propagation_policy,
+                              grace_period_seconds, precondition_uid, dry_run)
+        return unpack((await self._call("Delete", req)).object)
+
+    async def watch(self, resource: str, namespace: str = "", *, name: str = "",
+                    label_selector: str = "", field_selector: str = "",
+                    resource_version: str = "", allow_bookmarks: bool = False,
+                    ) -> AsyncIterator[tuple[str, Any, str]]:
+        req = api_pb2.WatchRequest(resource=_resource(resource), namespace=namespace, name=name,
+                                   label_selector=label_selector, field_selector=field_selector,
+                                   resource_version=resource_version,
+                                   allow_bookmarks=allow_bookmarks)
+        call = self._get_stub().Watch(req, metadata=self._metadata())
+        try:
+            async for ev in call:
+                obj = unpack(ev.object) if ev.object.type_url else None
+                yield ev.type, obj, ev.resource_version
+        except grpc.aio.AioRpcError as e:
+            raise APIStatusError.from_rpc(e) from None
+        finally:
+            call.cancel()

@@ -1,0 +1,174 @@
+"""kubelite-up / kubelite-down: a local cluster on this machine.
+
+    kubelite-up      start etcd and a master in the background (idempotent:
+                     what runs is kept, what died is restarted), write the
+                     client config, print how to use the CLI
+    kubelite-down    stop them and remove everything kubelite-up created
+
+State lives in one directory (default <repo>/.local-cluster, or
+$KUBELITE_LOCAL_DIR): etcd data, logs, pid files, the token. The cluster's
+etcd listens on 127.0.0.1:23790 so it never collides with a system etcd on
+2379. Node agents join here as the node agent lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kubelite.client import Client, ClientConfig
+from kubelite.client.config import default_path
+
+ROOT = Path(__file__).resolve().parent.parent
+MARKER = "# written by kubelite-up\n"
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("KUBELITE_LOCAL_DIR") or ROOT / ".local-cluster")
+
+
+def _alive(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text())
+        os.kill(pid, 0)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if str(pidfile.parent).encode() not in cmdline and b"kubelite" not in cmdline:
+            return None  # the pid was reused by something else
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
+def _spawn(name: str, cmd: list[str], d: Path) -> None:
+    pidfile = d / f"{name}.pid"
+    if _alive(pidfile):
+        print(f"  {name}: already running (pid {pidfile.read_text().strip()})")
+        return
+    with open(d / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+    pidfile.write_text(str(proc.pid))
+    print(f"  {name}: started (pid {proc.pid}, log {d / (name + '.log')})")
+
+
+def _wait(port: int, name: str, d: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not _port_open(port):
+        if not _alive(d / f"{name}.pid") or time.monotonic() > deadline:
+            tail = (d / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise SystemExit(f"kubelite-up: {name} did not start; its log ends:\n{tail}")
+        time.sleep(0.1)
+
+
+def up(args: argparse.Namespace) -> int:
+    d = state_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    etcd = shutil.which("etcd")
+    if not etcd:
+        raise SystemExit("kubelite-up: etcd is not installed (run hack/install-deps.sh)")
+    print(f"kubelite-up: local cluster in {d}")
+    _spawn("etcd", [etcd, "--name", "local", "--data-dir", str(d / "etcd"),
+                    "--listen-client-urls", f"http://127.0.0.1:{args.etcd_port}",
+                    "--advertise-client-urls", f"http://127.0.0.1:{args.etcd_port}",
+                    "--listen-peer-urls", f"http://127.0.0.1:{args.etcd_port + 10}",
+                    "--initial-advertise-peer-urls", f"http://127.0.0.1:{args.etcd_port + 10}",
+                    "--initial-cluster", f"local=http://127.0.0.1:{args.etcd_port + 10}",
+                    "--log-level", "warn", "--logger", "zap"], d)
+    _wait(args.etcd_port, "etcd", d)
+    token_file = d / "tokens"
+    if not token_file.exists():
+        token_file.write_text(secrets.token_hex(16) + ",admin\n")
+        token_file.chmod(0o600)
+    token = token_file.read_text().split(",")[0].strip()
+    _spawn("master", [sys.executable, "-m", "master.main",
+                      "--etcd-servers", f"http://127.0.0.1:{args.etcd_port}",
+                      "--listen", f"127.0.0.1:{args.port}", "--token-file", str(token_file)], d)
+    _wait(args.port, "master", d)
+    server = f"127.0.0.1:{args.port}"
+    with Client(server=server, token=token, timeout=5) as c:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                c.get("namespaces", "default")
+                break
+            except Exception:  # noqa: BLE001 - still bootstrapping
+                if time.monotonic() > deadline:
+                    raise SystemExit("kubelite-up: the master did not become ready") from None
+                time.sleep(0.2)
+    cfg = ClientConfig(servers=[server], token=token)
+    (d / "config").write_text(MARKER + cfg.dump())
+    user_cfg = default_path()
+    if not user_cfg.exists() or user_cfg.read_text().startswith(MARKER):
+        user_cfg.parent.mkdir(parents=True, exist_ok=True)
+        user_cfg.write_text(MARKER + cfg.dump())
+        user_cfg.chmod(0o600)
+        where = f"{user_cfg} (the default)"
+    else:
+        where = f"{d / 'config'} (export KUBELITE_CONFIG={d / 'config'}; {user_cfg} is not ours)"
+    print(f"""
+kubelite is running: master at {server}, etcd at 127.0.0.1:{args.etcd_port}.
+Client config: {where}
+
+Try:
+  .venv/bin/kubelite get namespaces
+  .venv/bin/kubelite apply -f examples/nginx-deployment.yaml
+  .venv/bin/kubelite get deploy,rs,pods
+
+Stop it and remove everything with: make down
+""")
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    d = state_dir()
+    for name in ("master", "etcd"):
+        pid = _alive(d / f"{name}.pid")
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not _alive(d / f"{name}.pid"):
+                    break
+                time.sleep(0.1)
+            else:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            print(f"kubelite-down: stopped {name} (pid {pid})")
+    user_cfg = default_path()
+    if user_cfg.exists() and user_cfg.read_text().startswith(MARKER):
+        user_cfg.unlink()
+    if d.exists():
+        shutil.rmtree(d)
+        print(f"kubelite-down: removed {d}")
+    return 0
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog)
+    p.add_argument("--port", type=int, default=6443, help="API port (default %(default)s)")
+    p.add_argument("--etcd-port", type=int, default=23790,
+                   help="etcd client port (default %(default)s)")
+    return p
+
+
+def main() -> None:
+    sys.exit(up(_parser("kubelite-up").parse_args()))
+
+
+def main_down() -> None:
+    sys.exit(down(_parser("kubelite-down").parse_args()))
