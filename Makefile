@@ -1,0 +1,34 @@
+# The contract: `make up` brings up a local cluster on a fresh Debian 12
+# machine (as root, installing what it needs); `make test` runs every test;
+# `make down` stops the cluster and removes what it created.
+.PHONY: up down test unit lint protos check-protos bench deps
+
+VENV := .venv
+PY := $(VENV)/bin/python
+
+deps:
+	bash hack/install-deps.sh
+
+up: deps
+	$(VENV)/bin/kubelite-up
+
+down:
+	@if [ -x $(VENV)/bin/kubelite-down ]; then $(VENV)/bin/kubelite-down; fi
+
+test: deps
+	bash hack/test.sh
+
+unit: deps
+	$(PY) -m pytest -q tests/unit
+
+lint: deps
+	$(VENV)/bin/ruff check .
+
+protos: deps
+	bash hack/gen-protos.sh
+
+check-protos: deps
+	bash hack/gen-protos.sh --check
+
+bench: deps
+	$(PY) bench/api_latency.py
