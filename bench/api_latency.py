@@ -1,9 +1,9 @@
 """API latency and throughput against the floor: raw etcd through aetcd.
 
 Starts its own etcd and master (free ports, removed afterwards), then prints:
-- raw aetcd put/get latency (the physical floor for one API call);
-- Create and Get of pods with 1, 10 and 50 concurrent clients: p50/p99
-  latency, objects/s, and the ratio of the API's p50 to etcd's;
+- for 1, 10 and 50 concurrent clients: raw aetcd put/get of a serialized pod
+  (the floor) beside the API's Create/Get of the same pod, p50/p99 latency,
+  objects/s, and the ratios API/etcd (p50) and etcd/API (throughput);
 - watch fan-out: time for one change to reach 100 watchers.
 
     .venv/bin/python bench/api_latency.py [--ops 300] [--watchers 100]
@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -49,21 +50,40 @@ def make_pod(name: str, ns: str) -> pod_pb2.Pod:
     }, pod_pb2.Pod)
 
 
-async def etcd_floor(host: str, port: int, ops: int) -> tuple[list[float], list[float]]:
+async def _timed(workers: list[Any]) -> float:
+    t0 = time.perf_counter()
+    await asyncio.gather(*workers)
+    return time.perf_counter() - t0
+
+
+async def etcd_round(host: str, port: int, concurrency: int, ops: int
+                     ) -> tuple[list[float], float, list[float], float]:
+    """The floor: aetcd put/get of a serialized pod, same concurrency and count as the API."""
     value = make_pod("x", "default").SerializeToString()
-    puts, gets = [], []
-    async with aetcd.Client(host=host, port=port) as c:
-        for i in range(ops):
-            k = f"/bench/floor/{i}".encode()
+    clients = [aetcd.Client(host=host, port=port) for _ in range(concurrency)]
+    for c in clients:
+        await c.connect()
+    keys = [f"/bench/floor/{concurrency}/{i}".encode() for i in range(ops)]
+    parts = [keys[i::concurrency] for i in range(concurrency)]
+    puts: list[float] = []
+    gets: list[float] = []
+
+    async def worker(c: aetcd.Client, mine: list[bytes], out: list[float], verb: str) -> None:
+        for k in mine:
             t = time.perf_counter()
-            await c.put(k, value)
-            puts.append(time.perf_counter() - t)
-        for i in range(ops):
-            t = time.perf_counter()
-            await c.get(f"/bench/floor/{i}".encode())
-            gets.append(time.perf_counter() - t)
-        await c.delete_prefix(b"/bench/")
-    return puts, gets
+            if verb == "put":
+                await c.put(k, value)
+            else:
+                await c.get(k)
+            out.append(time.perf_counter() - t)
+
+    pairs = list(zip(clients, parts, strict=True))
+    put_rate = ops / await _timed([worker(c, p, puts, "put") for c, p in pairs])
+    get_rate = ops / await _timed([worker(c, p, gets, "get") for c, p in pairs])
+    await clients[0].delete_prefix(b"/bench/")
+    for c in clients:
+        await c.close()
+    return puts, put_rate, gets, get_rate
 
 
 async def api_round(address: str, ns: str, concurrency: int, ops: int
@@ -138,24 +158,28 @@ async def fanout(address: str, ns: str, watchers: int, rounds: int) -> list[floa
 
 async def main_async(address: str, host: str, port: int, args: argparse.Namespace) -> None:
     ns = "default"
-    puts, gets = await etcd_floor(host, port, args.ops)
-    print(f"etcd floor (aetcd, sequential, {args.ops} ops): put p50 {ms(pct(puts, 50))} "
-          f"p99 {ms(pct(puts, 99))} | get p50 {ms(pct(gets, 50))} p99 {ms(pct(gets, 99))}")
-    print()
-    print(f"{'clients':>7}  {'create p50':>10} {'p99':>9} {'obj/s':>7} {'x etcd':>7}   "
-          f"{'get p50':>9} {'p99':>9} {'obj/s':>7} {'x etcd':>7}")
+    print(f"{args.ops} objects per round; latency p50/p99 per call; "
+          "ratio = API / etcd at the same concurrency (p50) and etcd / API (throughput)")
+    print(f"{'clients':>7} {'op':>7} {'etcd p50':>10} {'etcd/s':>7} {'API p50':>10} "
+          f"{'API p99':>10} {'API/s':>7} {'p50 x':>6} {'rate x':>6}")
+    floor_put_p50 = 0.0
     for conc in (1, 10, 50):
+        puts, put_rate, egets, eget_rate = await etcd_round(host, port, conc, args.ops)
         c_lat, c_rate, g_lat, g_rate = await api_round(address, ns, conc, args.ops)
-        print(f"{conc:>7}  {ms(pct(c_lat, 50)):>10} {ms(pct(c_lat, 99)):>9} {c_rate:7.0f} "
-              f"{pct(c_lat, 50) / pct(puts, 50):7.1f}   {ms(pct(g_lat, 50)):>9} "
-              f"{ms(pct(g_lat, 99)):>9} {g_rate:7.0f} {pct(g_lat, 50) / pct(gets, 50):7.1f}")
+        if conc == 1:
+            floor_put_p50 = pct(puts, 50)
+        for op, e_lat, e_rate, a_lat, a_rate in (("create", puts, put_rate, c_lat, c_rate),
+                                                 ("get", egets, eget_rate, g_lat, g_rate)):
+            print(f"{conc:>7} {op:>7} {ms(pct(e_lat, 50)):>10} {e_rate:7.0f} "
+                  f"{ms(pct(a_lat, 50)):>10} {ms(pct(a_lat, 99)):>10} {a_rate:7.0f} "
+                  f"{pct(a_lat, 50) / pct(e_lat, 50):6.1f} {e_rate / a_rate:6.1f}")
     print()
     res = await fanout(address, ns, args.watchers, args.rounds)
     if res:
         print(f"watch fan-out: one change reached {args.watchers} watchers in median "
               f"{ms(statistics.median(res))} (min {ms(min(res))}, max {ms(max(res))}, "
-              f"{len(res)} rounds); x etcd put p50: "
-              f"{statistics.median(res) / pct(puts, 50):.1f}")
+              f"{len(res)} rounds); x etcd put p50 (1 client): "
+              f"{statistics.median(res) / floor_put_p50:.1f}")
 
 
 def main() -> None:
