@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from kubelite.cli import cmd_apply, cmd_delete, cmd_describe, cmd_edit, cmd_get, cmd_info
-from kubelite.cli import cmd_label
+from kubelite.cli import cmd_label, cmd_node
 from kubelite.cli.context import CLIError, Context
 from kubelite.client import APIStatusError
 from kubelite.client.config import ConfigError, load_config
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_label.add_parsers(sub)
     cmd_edit.add_parser(sub)
     cmd_info.add_parsers(sub)
+    cmd_node.add_parsers(sub)
     return p
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2
 
-from kubelite.api import api_pb2, api_pb2_grpc
+from kubelite.api import api_pb2, api_pb2_grpc, pod_pb2
 from kubelite.client.config import ClientConfig
 from kubelite.client.errors import APIStatusError
 from kubelite.objects import kinds
@@ -56,6 +56,22 @@ def _delete_request(resource: str, namespace: str, name: str, propagation_policy
     if grace_period_seconds is not None:
         req.grace_period_seconds = grace_period_seconds
     return req
+
+
+def _binding(namespace: str, name: str, node: str, uid: str) -> pod_pb2.Binding:
+    b = pod_pb2.Binding(apiVersion="v1", kind="Binding")
+    b.metadata.namespace, b.metadata.name, b.metadata.uid = namespace, name, uid
+    b.target.kind, b.target.name = "Node", node
+    return b
+
+
+def _eviction(namespace: str, name: str, grace_period_seconds: int | None
+              ) -> pod_pb2.Eviction:
+    e = pod_pb2.Eviction(apiVersion="policy/v1", kind="Eviction")
+    e.metadata.namespace, e.metadata.name = namespace, name
+    if grace_period_seconds is not None:
+        e.deleteOptions.gracePeriodSeconds = grace_period_seconds
+    return e
 
 
 class Client:
@@ -151,6 +167,16 @@ class Client:
         req = _delete_request(resource, namespace, name, propagation_policy,
                               grace_period_seconds, precondition_uid, dry_run)
         return unpack(self._call("Delete", req).object)
+
+    def bind(self, namespace: str, name: str, node: str, *, uid: str = "",
+             dry_run: bool = False) -> Any:
+        """pods/binding: assign pod `name` to `node`; the bound Pod. `uid`: precondition."""
+        return self.create(_binding(namespace, name, node, uid), dry_run=dry_run)
+
+    def evict(self, namespace: str, name: str, *, grace_period_seconds: int | None = None,
+              dry_run: bool = False) -> Any:
+        """pods/eviction: the Pod, removed or marked for graceful deletion."""
+        return self.create(_eviction(namespace, name, grace_period_seconds), dry_run=dry_run)
 
     def watch(self, resource: str, namespace: str = "", *, name: str = "",
               label_selector: str = "", field_selector: str = "", resource_version: str = "",
@@ -254,6 +280,17 @@ class AsyncClient:
         req = _delete_request(resource, namespace, name, propagation_policy,
                               grace_period_seconds, precondition_uid, dry_run)
         return unpack((await self._call("Delete", req)).object)
+
+    async def bind(self, namespace: str, name: str, node: str, *, uid: str = "",
+                   dry_run: bool = False) -> Any:
+        """pods/binding: assign pod `name` to `node`; the bound Pod. `uid`: precondition."""
+        return await self.create(_binding(namespace, name, node, uid), dry_run=dry_run)
+
+    async def evict(self, namespace: str, name: str, *,
+                    grace_period_seconds: int | None = None, dry_run: bool = False) -> Any:
+        """pods/eviction: the Pod, removed or marked for graceful deletion."""
+        return await self.create(_eviction(namespace, name, grace_period_seconds),
+                                 dry_run=dry_run)
 
     async def watch(self, resource: str, namespace: str = "", *, name: str = "",
                     label_selector: str = "", field_selector: str = "",

@@ -56,7 +56,7 @@ from kubelite.objects.validation_core import (
     validate_secret,
     validate_service,
 )
-from kubelite.objects.validation_pod import validate_pod_spec
+from kubelite.objects.validation_pod import validate_pod_spec, validate_pod_update
 
 __all__ = ["validate", "validate_object_meta"]
 
@@ -69,6 +69,7 @@ def _validate_pod(pod: Any, old: Any | None) -> Errs:
     errs = validate_pod_spec(pod.spec, "spec", is_pod=True)
     if old is not None:  # ephemeral containers are added later through their own subresource
         errs = [e for e in errs if e.path != "spec.ephemeralContainers"]
+        errs += validate_pod_update(pod, old)
     return errs
 
 

@@ -77,6 +77,24 @@ class _Pod:
     grace: int
 
 
+def validate_pod_update(pod: Any, old: Any) -> Errs:
+    """What an update of a Pod may not change.
+
+    Kubernetes freezes nearly all of a pod's spec after creation; kubelite
+    enforces the rule that matters for placement: no update or patch may
+    set, change or clear spec.nodeName. A pod is assigned to a node once,
+    through the pods/binding subresource (or at creation), and never moved.
+    """
+    if pod.spec.nodeName == old.spec.nodeName:
+        return []
+    if old.spec.nodeName:
+        bound_to = old.spec.nodeName
+        return [forbidden("spec.nodeName", "pod updates may not change spec.nodeName once it "
+                                           f'is set (the pod is bound to node "{bound_to}")')]
+    return [forbidden("spec.nodeName", "pod updates may not set spec.nodeName "
+                                       "(bind the pod through the pods/binding subresource)")]
+
+
 def validate_pod_template(template: Any, path: str, *,
                           extra_volumes: list[Any] | None = None) -> Errs:
     """A PodTemplateSpec: template labels/annotations and its pod spec.

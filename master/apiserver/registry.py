@@ -14,6 +14,9 @@ Deletion follows Kubernetes:
 - a pod bound to a node is deleted gracefully: marked with a grace period,
   and removed when its node agent confirms (a delete with grace period 0);
 - a namespace becomes Terminating and the namespace controller empties it.
+
+Two pod subresources are verbs here too: bind (pods/binding, how a pod gets
+its node) and evict (pods/eviction, a delete on behalf of `drain`).
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from kubelite.objects import convert, defaults, selectors, validation, versions
-from kubelite.objects.errors import FieldError, Invalid
+from kubelite.objects import convert, defaults, names, selectors, validation, versions
+from kubelite.objects.errors import FieldError, Invalid, required, unsupported
 from kubelite.objects.kinds import Kind
 from kubelite.objects.kinds import by_resource as kind_by_resource
 from kubelite.objects.kinds import of as kind_of
@@ -323,18 +326,8 @@ class Registry:
             if kv is None:
                 raise errors.not_found(kind.resource_group, name)
             old = self._decode(kind, kv.value, kv.mod_revision)
-            if precondition_uid and precondition_uid != old.metadata.uid:
-                raise errors.conflict(
-                    kind.resource_group, name,
-                    f"Precondition failed: UID in precondition: {precondition_uid}, "
-                    f"UID in object meta: {old.metadata.uid}")
-            if precondition_resource_version and \
-                    _rv(precondition_resource_version) != kv.mod_revision:
-                raise errors.conflict(
-                    kind.resource_group, name,
-                    "Precondition failed: ResourceVersion in precondition: "
-                    f"{precondition_resource_version}, ResourceVersion in object meta: "
-                    f"{kv.mod_revision}")
+            _check_preconditions(kind, old, kv.mod_revision, precondition_uid,
+                                 precondition_resource_version)
             marked = self._mark_deleted(kind, old, propagation_policy, grace_period_seconds)
             try:
                 if marked is None:
@@ -389,6 +382,88 @@ class Registry:
         if not md.deletionTimestamp:
             md.deletionTimestamp = strategy.now_rfc3339()
         return new
+
+    # ---- pod subresources: binding and eviction -------------------------------
+
+    async def bind(self, binding: Any, *, dry_run: bool = False) -> Any:
+        """pods/binding: assign an unbound pod to a node; returns the bound Pod.
+
+        What the scheduler calls. Only spec.nodeName and the PodScheduled
+        condition change (no general spec update, generation unchanged), in a
+        compare-and-swap on the pod that re-checks everything when it loses a
+        race. As in Kubernetes, binding a pod that is already assigned, being
+        deleted or still gated is a Conflict on pods/binding, and
+        metadata.uid / metadata.resourceVersion of the Binding, when given, are
+        preconditions on the pod.
+        """
+        kind = kind_by_resource("pods")
+        md = binding.metadata
+        namespace, name, node = md.namespace or "default", md.name, binding.target.name
+        errs: list[FieldError] = []
+        if not name:
+            errs.append(required("metadata.name"))
+        if binding.target.kind not in ("", "Node"):
+            errs.append(unsupported("target.kind", binding.target.kind, ["Node", "<empty>"]))
+        if not node:
+            errs.append(required("target.name"))
+        else:
+            errs += [FieldError("target.name", f'Invalid value: "{node}": {m}')
+                     for m in names.dns1123_subdomain(node)]
+        if errs:
+            raise errors.invalid(Invalid(errs, kind="Binding", name=name).message())
+        key = key_for(kind, namespace, name)
+        for _ in range(_UPDATE_RETRIES):
+            kv = await self.storage.get(key)
+            if kv is None:
+                raise errors.not_found(kind.resource_group, name)
+            pod = self._decode(kind, kv.value, kv.mod_revision)
+            _check_preconditions(kind, pod, kv.mod_revision, md.uid, md.resourceVersion)
+            problem = _unbindable(pod)
+            if problem:
+                raise errors.conflict("pods/binding", name, problem)
+            new = _copy(pod)
+            new.spec.nodeName = node
+            _set_condition(new.status.conditions, "PodScheduled", "True")
+            if dry_run:
+                return new
+            try:
+                rev = await self.storage.update(key, self._encode(new), kv.mod_revision)
+            except Conflict:
+                continue  # someone wrote in between: re-read and re-check
+            except KeyNotFound:
+                raise errors.not_found(kind.resource_group, name) from None
+            new.metadata.resourceVersion = str(rev)
+            return new
+        raise errors.conflict("pods/binding", name, "too many concurrent writers")
+
+    async def evict(self, eviction: Any, *, dry_run: bool = False) -> Any:
+        """pods/eviction: delete a pod the way `drain` asks; returns the Pod.
+
+        Kubernetes first checks the PodDisruptionBudgets covering the pod and
+        refuses (429) an eviction that would break one. kubelite has no
+        PodDisruptionBudgets, so an eviction is the ordinary pod deletion
+        (Registry.delete): a pod on a node is marked for graceful termination
+        with deleteOptions.gracePeriodSeconds (else the pod's own grace), an
+        unbound or finished pod goes at once. deleteOptions.propagationPolicy
+        and dryRun ["All"] are honoured; PodDeleteOptions has no preconditions.
+        """
+        kind = kind_by_resource("pods")
+        md, opts = eviction.metadata, eviction.deleteOptions
+        if not md.name:
+            raise errors.invalid(Invalid([required("metadata.name")], kind="Eviction",
+                                         name="").message())
+        for value in opts.dryRun:
+            if value != "All":
+                raise errors.invalid(Invalid(
+                    [unsupported("deleteOptions.dryRun", value, ["All"])],
+                    kind="Eviction", name=md.name).message())
+        return await self.delete(
+            kind, md.namespace, md.name,
+            propagation_policy=(opts.propagationPolicy
+                                if opts.HasField("propagationPolicy") else ""),
+            grace_period_seconds=(opts.gracePeriodSeconds
+                                  if opts.HasField("gracePeriodSeconds") else None),
+            dry_run=dry_run or bool(opts.dryRun))
 
     # ---- watch --------------------------------------------------------------
 
@@ -452,6 +527,45 @@ def _copy(obj: Any) -> Any:
     clone = type(obj)()
     clone.CopyFrom(obj)
     return clone
+
+
+def _check_preconditions(kind: Kind, obj: Any, rev: int, uid: str, resource_version: str
+                         ) -> None:
+    """Conflict unless the stored object has the given uid / resourceVersion (when given)."""
+    name = obj.metadata.name
+    if uid and uid != obj.metadata.uid:
+        raise errors.conflict(kind.resource_group, name,
+                              f"Precondition failed: UID in precondition: {uid}, "
+                              f"UID in object meta: {obj.metadata.uid}")
+    if resource_version and _rv(resource_version) != rev:
+        raise errors.conflict(kind.resource_group, name,
+                              "Precondition failed: ResourceVersion in precondition: "
+                              f"{resource_version}, ResourceVersion in object meta: {rev}")
+
+
+def _unbindable(pod: Any) -> str:
+    """Why `pod` cannot be bound to a node (Kubernetes' wording), or ""."""
+    name = pod.metadata.name
+    if pod.metadata.deletionTimestamp:
+        return f"pod {name} is being deleted, cannot be assigned to a host"
+    if pod.spec.nodeName:
+        return f'pod {name} is already assigned to node "{pod.spec.nodeName}"'
+    if len(pod.spec.schedulingGates):
+        return f"pod {name} has non-empty .spec.schedulingGates"
+    return ""
+
+
+def _set_condition(conditions: Any, ctype: str, status: str) -> None:
+    """Set condition `ctype` to `status`; lastTransitionTime moves only when status does."""
+    now = strategy.now_rfc3339()
+    for c in conditions:
+        if c.type == ctype:
+            if c.status != status:
+                c.lastTransitionTime = now
+            c.status = status
+            c.reason = c.message = c.lastProbeTime = ""
+            return
+    conditions.add(type=ctype, status=status, lastTransitionTime=now)
 
 
 def _graceful(obj: Any) -> bool:

@@ -1,6 +1,9 @@
 """gRPC adapter: kubelite.v1.API requests -> Registry calls.
 
 Objects arrive as google.protobuf.Any; the Any's type name picks the kind.
+Create also takes the two pod subresources that are not stored kinds: a
+kubelite.v1.Binding (pods/binding) and a kubelite.v1.Eviction
+(pods/eviction); both answer with the affected Pod.
 ApiError becomes a gRPC status with the Kubernetes reason in trailing
 metadata; an etcd outage becomes UNAVAILABLE so clients retry elsewhere.
 """
@@ -17,7 +20,7 @@ import grpc
 from google.protobuf import any_pb2
 
 import kubelite
-from kubelite.api import api_pb2, api_pb2_grpc
+from kubelite.api import api_pb2, api_pb2_grpc, pod_pb2
 from kubelite.objects import kinds
 from master.apiserver import errors
 from master.apiserver.registry import Registry
@@ -41,6 +44,18 @@ def _unpack(a: any_pb2.Any) -> Any:
     except kinds.UnknownKind as e:
         raise errors.bad_request(str(e)) from None
     obj = kind.message()
+    if not a.Unpack(obj):
+        raise errors.bad_request(f"cannot decode {a.TypeName()}")
+    return obj
+
+
+# Messages Create accepts that are requests about a pod, not objects to store.
+_BINDING = pod_pb2.Binding.DESCRIPTOR.full_name
+_EVICTION = pod_pb2.Eviction.DESCRIPTOR.full_name
+
+
+def _unpack_as(a: any_pb2.Any, message: type) -> Any:
+    obj = message()
     if not a.Unpack(obj):
         raise errors.bad_request(f"cannot decode {a.TypeName()}")
     return obj
@@ -85,7 +100,16 @@ class APIService(api_pb2_grpc.APIServicer):
 
     @_unary
     async def Create(self, request: Any, context: Any) -> api_pb2.ObjectResponse:
-        obj = await self.registry.create(_unpack(request.object), dry_run=request.dry_run)
+        a = request.object
+        type_name = a.TypeName() if a.type_url else ""
+        if type_name == _BINDING:
+            obj = await self.registry.bind(_unpack_as(a, pod_pb2.Binding),
+                                           dry_run=request.dry_run)
+        elif type_name == _EVICTION:
+            obj = await self.registry.evict(_unpack_as(a, pod_pb2.Eviction),
+                                            dry_run=request.dry_run)
+        else:
+            obj = await self.registry.create(_unpack(a), dry_run=request.dry_run)
         return api_pb2.ObjectResponse(object=_pack(obj))
 
     @_unary

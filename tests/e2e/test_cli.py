@@ -10,43 +10,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from kubelite.client import APIStatusError, Client
 from tests.cluster import ROOT, Master
+from tests.e2e.conftest import Kl
 
 EXAMPLES = ROOT / "examples"
-
-
-class Kl:
-    """Runs `kubelite` with the test master's address and a namespace."""
-
-    def __init__(self, master: Master, namespace: str) -> None:
-        self.master = master
-        self.namespace = namespace
-
-    def __call__(self, *args: str, input: str | None = None, ns: bool = True,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "kubelite.cli.main", *args]
-        if ns:
-            cmd += ["-n", self.namespace]
-        full_env = {**os.environ, "KUBELITE_SERVER": self.master.address,
-                    "KUBELITE_CONFIG": "/nonexistent-kubelite-config", **(env or {})}
-        return subprocess.run(cmd, input=input, capture_output=True, text=True, cwd=ROOT,
-                              env=full_env, timeout=60)
-
-    def ok(self, *args: str, **kw: Any) -> str:
-        r = self(*args, **kw)
-        assert r.returncode == 0, f"kubelite {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-        return r.stdout
-
-
-@pytest.fixture()
-def kl(master: Master, namespace: str) -> Kl:
-    return Kl(master, namespace)
 
 
 def test_apply_is_idempotent_and_reports(kl: Kl) -> None:

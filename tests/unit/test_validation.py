@@ -203,3 +203,19 @@ def test_unknown_fields_named_by_path() -> None:
     with pytest.raises(Invalid) as e:
         decode(d)
     assert str(e.value) == "spec.template.spec.containers[0].imagePullPolcy: unknown field"
+
+
+def test_pod_update_may_not_change_node_name_once_set() -> None:
+    bound = pod(nodeName="n1")
+    moved = errors(pod(nodeName="n2"), bound)
+    assert moved == ['spec.nodeName: Forbidden: pod updates may not change spec.nodeName '
+                     'once it is set (the pod is bound to node "n1")']
+    assert errors(pod(), bound) == moved  # clearing it is a change too
+    assert errors(pod(nodeName="n1"), bound) == []
+    relabeled = pod(nodeName="n1")
+    relabeled["metadata"]["labels"] = {"x": "y"}
+    assert errors(relabeled, bound) == []
+    # an unbound pod is bound through pods/binding, never by an update
+    assert errors(pod(nodeName="n1"), pod()) == [
+        "spec.nodeName: Forbidden: pod updates may not set spec.nodeName "
+        "(bind the pod through the pods/binding subresource)"]
