@@ -13,17 +13,21 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from urllib.parse import urlparse
 
 import grpc
 
 from kubelite.api import api_pb2_grpc
+from kubelite.client import AsyncClient
 from master.apiserver.registry import IMMORTAL_NAMESPACES, Registry
 from master.apiserver.service import APIService
 from master.apiserver.storage import Storage
 from master.auth import TokenAuthInterceptor, load_tokens
 from master.controllers.namespace import NamespaceController, ensure_namespaces
+from master.leader import LeaderElector
+from master.scheduler.scheduler import Scheduler
 
 log = logging.getLogger("kubelite-master")
 
@@ -40,8 +44,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds of watch idleness before a BOOKMARK (default %(default)s)")
     p.add_argument("--etcd-connect-timeout", type=float, default=30.0,
                    help="seconds to wait for etcd at start (default %(default)s)")
+    p.add_argument("--no-scheduler", dest="scheduler", action="store_false",
+                   help="do not run the scheduler in this master")
+    p.add_argument("--identity", default="",
+                   help="this master's name in leader leases (default host:port)")
+    p.add_argument("--leader-elect-lease-duration", type=float, default=15.0,
+                   help="seconds a leader lease lasts unrenewed (default %(default)s)")
+    p.add_argument("--leader-elect-renew-deadline", type=float, default=10.0,
+                   help="seconds a leader keeps trying to renew (default %(default)s)")
+    p.add_argument("--leader-elect-retry-period", type=float, default=2.0,
+                   help="seconds between lease attempts (default %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
+
+
+def _loopback(listen: str) -> str:
+    """Where this process reaches its own API (a wildcard listen address -> loopback)."""
+    host, _, port = listen.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        host = "127.0.0.1"
+    return f"{host}:{port}"
 
 
 def _etcd_endpoint(servers: str) -> tuple[str, int]:
@@ -91,18 +113,34 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(NamespaceController(registry).run(), name="namespaces")]
+    client: AsyncClient | None = None
+    if args.scheduler:
+        client = AsyncClient(server=_loopback(args.listen),
+                             token=sorted(load_tokens(args.token_file))[0]
+                             if args.token_file else "")
+        elector = LeaderElector(
+            client, "kube-scheduler",
+            identity=args.identity or f"{socket.gethostname()}_{args.listen}",
+            lease_duration=args.leader_elect_lease_duration,
+            renew_deadline=args.leader_elect_renew_deadline,
+            retry_period=args.leader_elect_retry_period)
+        scheduler_client = client
+        tasks.append(asyncio.create_task(
+            elector.run(lambda: Scheduler(scheduler_client).run()), name="scheduler"))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
     for t in done:
         if t is not stopper and t.exception():
             log.error("task %s failed: %s", t.get_name(), t.exception())
     log.info("shutting down")
-    await server.stop(grace=3)
-    for t in tasks:
+    for t in tasks:  # first, while the API still serves: leaders release their leases
         t.cancel()
     for t in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
+    if client is not None:
+        await client.close()
+    await server.stop(grace=3)
     await storage.close()
 
 

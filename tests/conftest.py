@@ -19,7 +19,9 @@ def etcd() -> Iterator[Etcd]:
 
 @pytest.fixture(scope="session")
 def master(etcd: Etcd) -> Iterator[Master]:
-    with run_master(etcd.endpoint, "--bookmark-interval", "1") as m:
+    # No scheduler here: the API tests own their pods. tests/e2e/test_scheduler.py
+    # runs masters with schedulers on an etcd of its own.
+    with run_master(etcd.endpoint, "--bookmark-interval", "1", "--no-scheduler") as m:
         yield m
 
 
