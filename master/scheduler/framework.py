@@ -113,6 +113,13 @@ class Snapshot:
 
     def __post_init__(self) -> None:
         self.by_name = {n.name: n for n in self.nodes}
+        self._image_counts: Counter[str] | None = None
+
+    def image_counts(self) -> Counter[str]:
+        """How many nodes have each image (computed once per snapshot)."""
+        if self._image_counts is None:
+            self._image_counts = Counter(i for n in self.nodes for i in n.images)
+        return self._image_counts
 
     @classmethod
     def build(cls, nodes: Iterable[Any], pods: Iterable[Any]) -> Snapshot:

@@ -55,7 +55,7 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.recorder = EventRecorder(client, name) if events else None
         self.nodes: dict[str, NodeInfo] = {}
-        self._node_list: list[NodeInfo] | None = None
+        self._snapshot: Snapshot | None = None
         self._placed: dict[str, str] = {}  # pod key -> node it counts on (bound or assumed)
         self._orphans: dict[str, Any] = {}  # bound to a node we have not seen yet
         self._assumed: set[str] = set()
@@ -98,9 +98,10 @@ class Scheduler:
                 and pod.status.phase not in ("Succeeded", "Failed"))
 
     def snapshot(self) -> Snapshot:
-        if self._node_list is None:
-            self._node_list = sorted(self.nodes.values(), key=lambda n: n.name)
-        return Snapshot(self._node_list)
+        """The nodes in name order; NodeInfos are updated in place, the list on node churn."""
+        if self._snapshot is None:
+            self._snapshot = Snapshot(sorted(self.nodes.values(), key=lambda n: n.name))
+        return self._snapshot
 
     def schedule_one(self, key: str) -> Result | None:
         pod = self.pods.get(key)
@@ -232,7 +233,7 @@ class Scheduler:
     def _node_added(self, node: Any) -> None:
         info = NodeInfo(node)
         self.nodes[info.name] = info
-        self._node_list = None
+        self._snapshot = None
         for pod in list(self._orphans.values()):
             if pod.spec.nodeName == info.name:
                 self._place(pod)
@@ -245,11 +246,12 @@ class Scheduler:
             return
         info.set_node(new)
         if _scheduling_view(old) != _scheduling_view(new):
+            self._snapshot = None  # per-snapshot indexes (images) are stale
             self.queue.move_all()
 
     def _node_deleted(self, node: Any) -> None:
         info = self.nodes.pop(node.metadata.name, None)
-        self._node_list = None
+        self._snapshot = None
         if info is None:
             return
         for key, pinfo in list(info.pods.items()):

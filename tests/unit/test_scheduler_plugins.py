@@ -270,7 +270,8 @@ def test_selector_spread_prefers_nodes_without_replicas() -> None:
     sc = scores(SelectorSpread(), pod("rs-d", owner="rs1"),
                 [node("n1"), node("n2"), node("n3")], placed)
     assert sc == {"n1": 0, "n2": 50, "n3": 100}
-    assert set(scores(SelectorSpread(), pod("lone"), [node("n1"), node("n2")]).values()) == {0}
+    # A pod without a controller has nothing to spread from: all nodes score alike.
+    assert len(set(scores(SelectorSpread(), pod("lone"), [node("n1"), node("n2")]).values())) == 1
 
 
 def test_replicas_spread_over_nodes_end_to_end() -> None:

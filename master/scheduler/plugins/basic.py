@@ -68,10 +68,9 @@ class ImageLocality(Plugin):
 
     def pre_filter(self, state: dict[str, Any], pod: Any, snapshot: Snapshot) -> Status:
         images = [normalize_image(c.image) for c in pod.spec.containers if c.image]
-        spread = {}
+        counts = snapshot.image_counts()
         total = len(snapshot.nodes) or 1
-        for img in set(images):
-            spread[img] = sum(1 for n in snapshot.nodes if img in n.images) / total
+        spread = {img: counts.get(img, 0) / total for img in set(images)}
         state[self.name] = (images, spread)
         return SUCCESS
 

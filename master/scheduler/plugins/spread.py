@@ -24,40 +24,39 @@ class SelectorSpread(Plugin):
 
     def pre_filter(self, state: dict[str, Any], pod: Any, snapshot: Snapshot) -> Status:
         uid = controller_uid(pod)
-        per_node: Counter[str] = Counter()
+        per_node: dict[str, int] = {}
         if uid:
-            for n in snapshot.nodes:
-                if n.owners.get(uid):
-                    per_node[n.name] = n.owners[uid]
-        zones = {n.name: n.labels.get(ZONE_LABEL, "") for n in snapshot.nodes} if uid else {}
-        state[self.name] = (bool(uid), per_node, zones)
+            per_node = {n.name: c for n in snapshot.nodes if (c := n.owners.get(uid))}
+        state[self.name] = (bool(uid), per_node, snapshot.by_name)
         return SUCCESS
 
     def skip_score(self, state: dict[str, Any], pod: Any) -> bool:
         return not state[self.name][0]
 
     def score(self, state: dict[str, Any], pod: Any, node: NodeInfo) -> int:
-        has_owner, per_node, _ = state[self.name]
-        return per_node.get(node.name, 0) if has_owner else 0
+        return int(state[self.name][1].get(node.name, 0))
 
     def normalize(self, state: dict[str, Any], pod: Any, scores: dict[str, int]) -> None:
-        has_owner, per_node, zones = state[self.name]
-        if not has_owner:
-            for k in scores:
-                scores[k] = 0
-            return
+        _, per_node, by_name = state[self.name]
+
+        def zone(name: str) -> str:
+            info = by_name.get(name)
+            return info.labels.get(ZONE_LABEL, "") if info is not None else ""
+
         max_node = max(scores.values(), default=0)
         per_zone: Counter[str] = Counter()
         for name, count in per_node.items():
-            if zones.get(name):
-                per_zone[zones[name]] += count
+            z = zone(name)
+            if z:
+                per_zone[z] += count
         max_zone = max(per_zone.values(), default=0)
-        have_zones = any(zones.get(k) for k in scores)
+        zones = {name: zone(name) for name in scores}
+        have_zones = any(zones.values())
         for name, count in scores.items():
             f = MAX_SCORE * (max_node - count) / max_node if max_node else MAX_SCORE
-            zone = zones.get(name, "")
-            if have_zones and zone:
-                zf = (MAX_SCORE * (max_zone - per_zone[zone]) / max_zone
+            z = zones[name]
+            if have_zones and z:
+                zf = (MAX_SCORE * (max_zone - per_zone[z]) / max_zone
                       if max_zone else MAX_SCORE)
                 f = f * (1 - ZONE_WEIGHTING) + zf * ZONE_WEIGHTING
             scores[name] = int(f)
