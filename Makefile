@@ -1,7 +1,7 @@
 # The contract: `make up` brings up a local cluster on a fresh Debian 12
 # machine (as root, installing what it needs); `make test` runs every test;
 # `make down` stops the cluster and removes what it created.
-.PHONY: up down test unit lint protos check-protos bench deps
+.PHONY: up down test unit lint protos check-protos bench deps images
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,6 +10,8 @@ deps:
 	bash hack/install-deps.sh
 
 up: deps
+	bash hack/start-docker.sh
+	bash hack/build-images.sh
 	$(VENV)/bin/kubelite-up
 
 down:
@@ -29,6 +31,10 @@ protos: deps
 
 check-protos: deps
 	bash hack/gen-protos.sh --check
+
+images: deps
+	bash hack/start-docker.sh
+	bash hack/build-images.sh --force
 
 bench: deps
 	$(PY) bench/api_latency.py

@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash hack/install-deps.sh
+bash hack/start-docker.sh
+bash hack/build-images.sh
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" tests

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from kubelite.api import api_pb2 as kubelite_dot_v1_dot_api__pb2
+from kubelite.api import node_pb2 as kubelite_dot_v1_dot_node__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -79,6 +80,16 @@ class APIStub:
                 request_serializer=kubelite_dot_v1_dot_api__pb2.DiscoveryRequest.SerializeToString,
                 response_deserializer=kubelite_dot_v1_dot_api__pb2.DiscoveryResponse.FromString,
                 _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/kubelite.v1.API/Logs',
+                request_serializer=kubelite_dot_v1_dot_node__pb2.LogsRequest.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_node__pb2.LogChunk.FromString,
+                _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/kubelite.v1.API/Exec',
+                request_serializer=kubelite_dot_v1_dot_node__pb2.ExecInput.SerializeToString,
+                response_deserializer=kubelite_dot_v1_dot_node__pb2.ExecOutput.FromString,
+                _registered_method=True)
 
 
 class APIServicer:
@@ -146,6 +157,20 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request, context):
+        """A pod's container output, proxied to the node agent running the pod.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Exec(self, request_iterator, context):
+        """Run a command in a pod's container, proxied to its node agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -193,6 +218,16 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.Discovery,
                     request_deserializer=kubelite_dot_v1_dot_api__pb2.DiscoveryRequest.FromString,
                     response_serializer=kubelite_dot_v1_dot_api__pb2.DiscoveryResponse.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=kubelite_dot_v1_dot_node__pb2.LogsRequest.FromString,
+                    response_serializer=kubelite_dot_v1_dot_node__pb2.LogChunk.SerializeToString,
+            ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=kubelite_dot_v1_dot_node__pb2.ExecInput.FromString,
+                    response_serializer=kubelite_dot_v1_dot_node__pb2.ExecOutput.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -438,6 +473,60 @@ class API:
             '/kubelite.v1.API/Discovery',
             kubelite_dot_v1_dot_api__pb2.DiscoveryRequest.SerializeToString,
             kubelite_dot_v1_dot_api__pb2.DiscoveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/kubelite.v1.API/Logs',
+            kubelite_dot_v1_dot_node__pb2.LogsRequest.SerializeToString,
+            kubelite_dot_v1_dot_node__pb2.LogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kubelite.v1.API/Exec',
+            kubelite_dot_v1_dot_node__pb2.ExecInput.SerializeToString,
+            kubelite_dot_v1_dot_node__pb2.ExecOutput.FromString,
             options,
             channel_credentials,
             insecure,

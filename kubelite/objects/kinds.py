@@ -17,6 +17,7 @@ from kubelite.api import (
     batch_pb2,
     coordination_pb2,
     core_pb2,
+    metrics_pb2,
     pod_pb2,
 )
 
@@ -106,6 +107,12 @@ KINDS: tuple[Kind, ...] = (
          also_accepts=("autoscaling/v1", "autoscaling/v2beta2")),
     Kind("Lease", "coordination.k8s.io", "v1", "leases", (), True, coordination_pb2.Lease,
          has_status=False),
+    # Written by node agents, read by the HPA and `kubelite top` (Kubernetes serves
+    # these as metrics.k8s.io "nodes" and "pods"; the names here must not clash).
+    Kind("NodeMetrics", "metrics.k8s.io", "v1beta1", "nodemetrics", (), False,
+         metrics_pb2.NodeMetrics, has_status=False),
+    Kind("PodMetrics", "metrics.k8s.io", "v1beta1", "podmetrics", (), True,
+         metrics_pb2.PodMetrics, has_status=False),
 )
 
 _BY_NAME: dict[str, Kind] = {}

@@ -95,6 +95,8 @@ _KINDS: dict[str, tuple[NameFn, KindFn]] = {
     "CronJob": (names.dns1123_subdomain, validate_cron_job),
     "HorizontalPodAutoscaler": (names.dns1123_subdomain, validate_hpa),
     "Lease": (names.dns1123_subdomain, validate_lease),
+    "NodeMetrics": (names.dns1123_subdomain, lambda obj, old: []),
+    "PodMetrics": (names.dns1123_subdomain, lambda obj, old: []),
 }
 
 
