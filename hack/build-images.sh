@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the images kubelite's tests and examples use, from Debian's
 # busybox-static, with `docker import` (no registry needed):
-#   kubelite/busybox:latest  busybox with every applet linked (sh, httpd, nc, wget, ...)
+#   kubelite/busybox:latest  busybox with every applet linked (sh, httpd, nc, wget, ...),
+#                            also tagged with busybox's version (kubelite/busybox:1.35)
 #   kubelite/pause:latest    the pod sandbox: sleeps until SIGTERM/SIGINT, then exits 0
 # Skips an image that already exists unless --force is given.
 set -euo pipefail
@@ -34,6 +35,12 @@ if [ "$force" = --force ] || ! have kubelite/busybox:latest; then
     rootfs "$tmp/busybox"
     tar -C "$tmp/busybox" -c . | docker import \
         -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - kubelite/busybox:latest >/dev/null
+fi
+# A versioned tag too: pods naming it get imagePullPolicy IfNotPresent by default
+# (":latest" means Always, which needs a registry).
+version=$("$busybox" 2>&1 | sed -n '1s/^BusyBox v\([0-9]*\.[0-9]*\).*/\1/p' || true)
+if [ -n "$version" ] && ! have "kubelite/busybox:$version"; then
+    docker tag kubelite/busybox:latest "kubelite/busybox:$version"
 fi
 
 if [ "$force" = --force ] || ! have kubelite/pause:latest; then

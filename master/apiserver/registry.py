@@ -37,7 +37,7 @@ from master.apiserver import errors, strategy
 from master.apiserver.storage import Compacted, Conflict, KeyExists, KeyNotFound, Storage
 
 PREFIX = "/registry"
-IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 FINALIZER_ORPHAN = "orphan"
 FINALIZER_FOREGROUND = "foregroundDeletion"
 _GENERATE_RETRIES = 8
