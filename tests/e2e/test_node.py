@@ -396,3 +396,74 @@ def test_restarted_agent_adopts_and_cleans_up(agent: NodeAgent, client: Client,
     keep = pod(client, namespace, "keep")
     cs = status_of(keep, "c")
     assert cs.containerID == before and cs.restartCount == 0 and cs.state.HasField("running")
+
+
+@pytest.fixture()
+def registry(tmp_path: Path) -> Iterator[str]:
+    """A private registry (Debian's docker-registry) on a free loopback port."""
+    from tests.cluster import _stop, free_port
+
+    port = free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n")
+    proc = subprocess.Popen(["docker-registry", "serve", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _port_open(port), 10, "registry up")
+        yield address
+    finally:
+        _stop(proc)
+        out = subprocess.run(["docker", "images", "-q", f"{address}/*/*"], capture_output=True,
+                             text=True).stdout.split()
+        for ref in set(out):
+            subprocess.run(["docker", "rmi", "-f", ref], capture_output=True)
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _push(image: str, target: str, marker: str) -> str:
+    """Push a variant of `image` (with a marker file) as `target`; its image id."""
+    build = subprocess.run(
+        ["docker", "run", "-d", image, "sh", "-c", f"echo {marker} > /marker"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(["docker", "wait", build], capture_output=True, check=True)
+    subprocess.run(["docker", "commit", build, target], capture_output=True, check=True)
+    subprocess.run(["docker", "rm", "-f", build], capture_output=True)
+    subprocess.run(["docker", "push", target], capture_output=True, check=True)
+    image_id = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", target],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(["docker", "rmi", "-f", target], capture_output=True)
+    return image_id
+
+
+def test_image_pull_policy_always_really_pulls(agent: NodeAgent, client: Client,
+                                              namespace: str, registry: str) -> None:
+    target = f"{registry}/kubelite/app:v1"
+    first = _push(IMAGE, target, "one")
+    make_pod(client, namespace, "pull1", agent.name,
+             [{"name": "c", "image": target, "imagePullPolicy": "Always",
+               "command": ["sh", "-c", "cat /marker; sleep 3600"]}])
+    p = wait_for(lambda: running_ready(client, namespace, "pull1"), 60, "pulled and running")
+    assert status_of(p, "c").imageID == f"docker://{first}"
+    msgs = [m for r, m in events(client, namespace, "pull1")]
+    assert f'Pulling image "{target}"' in msgs
+    assert any(m.startswith(f'Successfully pulled image "{target}"') for m in msgs)
+    # The tag moves in the registry; the image is on the node: Always still pulls.
+    second = _push(IMAGE, target, "two")
+    assert second != first
+    make_pod(client, namespace, "pull2", agent.name,
+             [{"name": "c", "image": target, "imagePullPolicy": "Always",
+               "command": ["sh", "-c", "cat /marker; sleep 3600"]}])
+    p = wait_for(lambda: running_ready(client, namespace, "pull2"), 60)
+    assert status_of(p, "c").imageID == f"docker://{second}"
+    cid = status_of(p, "c").containerID.removeprefix("docker://")
+    assert docker_exec(cid, "cat", "/marker").strip() == "two"
