@@ -1,14 +1,18 @@
 """kubelite-up / kubelite-down: a local cluster on this machine.
 
-    kubelite-up      start etcd and a master in the background (idempotent:
-                     what runs is kept, what died is restarted), write the
-                     client config, print how to use the CLI
-    kubelite-down    stop them and remove everything kubelite-up created
+    kubelite-up      start etcd, a master and --nodes node agents (default 1)
+                     in the background (idempotent: what runs is kept, what
+                     died is restarted), write the client config, print how
+                     to use the CLI
+    kubelite-down    stop them, remove their containers and everything
+                     kubelite-up created
 
 State lives in one directory (default <repo>/.local-cluster, or
-$KUBELITE_LOCAL_DIR): etcd data, logs, pid files, the token. The cluster's
-etcd listens on 127.0.0.1:23790 so it never collides with a system etcd on
-2379. Node agents join here as the node agent lands.
+$KUBELITE_LOCAL_DIR): etcd data, logs, pid files, the token, each node's
+state. The cluster's etcd listens on 127.0.0.1:23790 so it never collides
+with a system etcd on 2379. The node agents (node-1, node-2, ...) share this
+machine's network and Docker daemon for now; each touches only containers
+labelled with its own name.
 """
 
 from __future__ import annotations
@@ -110,6 +114,25 @@ def up(args: argparse.Namespace) -> int:
                 if time.monotonic() > deadline:
                     raise SystemExit("kubelite-up: the master did not become ready") from None
                 time.sleep(0.2)
+    for i in range(1, args.nodes + 1):
+        name = f"{args.node_prefix}{i}"
+        _spawn(name, [sys.executable, "-m", "node.agent", "--server", server, "--token", token,
+                      "--node-name", name, "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
+                      "--port", str(args.kubelet_port + i - 1), "--root-dir", str(d / name)], d)
+    with Client(server=server, token=token, timeout=5) as c:
+        deadline = time.monotonic() + 30
+        for i in range(1, args.nodes + 1):
+            name = f"{args.node_prefix}{i}"
+            while True:
+                try:
+                    c.get("nodes", name)
+                    break
+                except Exception:  # noqa: BLE001 - still registering
+                    if not _alive(d / f"{name}.pid") or time.monotonic() > deadline:
+                        tail = (d / f"{name}.log").read_text(errors="replace")[-2000:]
+                        raise SystemExit(f"kubelite-up: {name} did not register; its log "
+                                         f"ends:\n{tail}") from None
+                    time.sleep(0.2)
     cfg = ClientConfig(servers=[server], token=token)
     (d / "config").write_text(MARKER + cfg.dump())
     user_cfg = default_path()
@@ -121,13 +144,16 @@ def up(args: argparse.Namespace) -> int:
     else:
         where = f"{d / 'config'} (export KUBELITE_CONFIG={d / 'config'}; {user_cfg} is not ours)"
     print(f"""
-kubelite is running: master at {server}, etcd at 127.0.0.1:{args.etcd_port}.
+kubelite is running: master at {server}, etcd at 127.0.0.1:{args.etcd_port},
+{args.nodes} node agent(s).
 Client config: {where}
 
 Try:
   .venv/bin/kubelite get namespaces
   .venv/bin/kubelite apply -f examples/nginx-deployment.yaml
-  .venv/bin/kubelite get deploy,rs,pods
+  .venv/bin/kubelite get nodes
+  .venv/bin/kubelite apply -f examples/busybox-pod.yaml
+  .venv/bin/kubelite get pods -o wide
 
 Stop it and remove everything with: make down
 """)
@@ -136,7 +162,9 @@ Stop it and remove everything with: make down
 
 def down(args: argparse.Namespace) -> int:
     d = state_dir()
-    for name in ("master", "etcd"):
+    nodes = sorted(p.stem for p in d.glob("*.pid") if p.stem not in ("master", "etcd")) \
+        if d.exists() else []
+    for name in (*nodes, "master", "etcd"):
         pid = _alive(d / f"{name}.pid")
         if pid:
             with contextlib.suppress(OSError):
@@ -149,6 +177,8 @@ def down(args: argparse.Namespace) -> int:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
             print(f"kubelite-down: stopped {name} (pid {pid})")
+    for name in nodes:  # the agents leave pods running on purpose (a restart adopts them)
+        _remove_containers(name)
     user_cfg = default_path()
     if user_cfg.exists() and user_cfg.read_text().startswith(MARKER):
         user_cfg.unlink()
@@ -158,11 +188,26 @@ def down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _remove_containers(node: str) -> None:
+    if not shutil.which("docker"):
+        return
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=io.kubelite.node={node}"],
+                         capture_output=True, text=True, check=False).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+        print(f"kubelite-down: removed {len(ids)} container(s) of {node}")
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--port", type=int, default=6443, help="API port (default %(default)s)")
     p.add_argument("--etcd-port", type=int, default=23790,
                    help="etcd client port (default %(default)s)")
+    p.add_argument("--nodes", type=int, default=1, help="node agents (default %(default)s)")
+    p.add_argument("--node-prefix", default="node-",
+                   help="node names are <prefix>1, <prefix>2, ... (default %(default)s)")
+    p.add_argument("--kubelet-port", type=int, default=10250,
+                   help="the first node agent's port (default %(default)s)")
     return p
 
 
