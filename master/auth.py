@@ -13,6 +13,8 @@ from typing import Any
 
 import grpc
 
+from kubelite.api import api_pb2
+
 
 def load_tokens(path: str) -> set[str]:
     """One token per line; `token,user,...` (Kubernetes' token-file form) also works."""
@@ -26,9 +28,17 @@ def load_tokens(path: str) -> set[str]:
     return tokens
 
 
+def _streaming_methods() -> dict[str, tuple[bool, bool]]:
+    """/package.Service/Method -> (client streams, server streams), for every API method."""
+    service = api_pb2.DESCRIPTOR.services_by_name["API"]
+    return {f"/{service.full_name}/{m.name}": (m.client_streaming, m.server_streaming)
+            for m in service.methods}
+
+
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, tokens: set[str]) -> None:
         self.tokens = tokens
+        self._methods = _streaming_methods()
 
         async def deny(request: Any, context: grpc.aio.ServicerContext) -> Any:
             context.set_trailing_metadata((("kubelite-reason", "Unauthorized"),))
@@ -39,8 +49,13 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
             await deny(request, context)
             yield  # pragma: no cover - abort raises
 
-        self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
-        self._deny_stream = grpc.unary_stream_rpc_method_handler(deny_stream)
+        # A denial must have the method's shape: unary or streaming on each side.
+        self._deny = {
+            (False, False): grpc.unary_unary_rpc_method_handler(deny),
+            (False, True): grpc.unary_stream_rpc_method_handler(deny_stream),
+            (True, False): grpc.stream_unary_rpc_method_handler(deny),
+            (True, True): grpc.stream_stream_rpc_method_handler(deny_stream),
+        }
 
     async def intercept_service(
         self,
@@ -51,6 +66,4 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
             if key == "authorization" and value.startswith("Bearer ") and \
                     value[len("Bearer "):] in self.tokens:
                 return await continuation(details)
-        if details.method.endswith("/Watch"):
-            return self._deny_stream
-        return self._deny_unary
+        return self._deny[self._methods.get(details.method, (False, False))]

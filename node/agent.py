@@ -36,7 +36,7 @@ import grpc
 import psutil
 
 from kubelite import __version__ as KUBELITE_VERSION
-from kubelite.api import coordination_pb2, core_pb2
+from kubelite.api import coordination_pb2, core_pb2, node_pb2_grpc
 from kubelite.client import APIStatusError, AsyncClient
 from kubelite.client.config import load_config
 from master.apiserver.strategy import now_rfc3339
@@ -44,6 +44,9 @@ from master.events import EventRecorder
 from master.informers import Informer
 from node.kubelet.pods import NodeContext, PodWorker
 from node.kubelet.runtime import Runtime
+from node.kubelet.server import NodeAgentService
+from node.metrics import MetricsReporter
+from node.stats import StatsCollector
 
 log = logging.getLogger("kubelite-node")
 
@@ -337,13 +340,6 @@ class Agent:
                 await server.stop(grace=1)
 
     async def _serve(self) -> Any:
-        try:
-            from kubelite.api import node_pb2_grpc
-            from node.kubelet.server import NodeAgentService
-        except ImportError:  # pragma: no cover - while the server is being built
-            log.warning("no logs/exec server available")
-            return None
-
         def lookup(namespace: str, name: str) -> Any:
             return self.pods.get(f"{namespace}/{name}")
 
@@ -356,12 +352,6 @@ class Agent:
         return server
 
     async def _metrics(self) -> None:
-        try:
-            from node.metrics import MetricsReporter
-            from node.stats import StatsCollector
-        except ImportError:  # pragma: no cover - while stats are being built
-            log.warning("no usage reporting available")
-            return
         collector = StatsCollector(self.runtime, self.name)
         await MetricsReporter(self.client, self.name, collector,
                               interval=self.args.metrics_interval).run()

@@ -98,3 +98,22 @@ def rfc1123z(ts: str | None) -> str:
     zone = f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
     return (f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
             f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} {zone}")
+
+
+def go_duration(seconds: float) -> str:
+    """Go's time.Duration.String, to the millisecond: "10s", "9.998s", "2m5.5s", "1h0m0s"."""
+    ms = round(seconds * 1000)
+    sign = "-" if ms < 0 else ""
+    ms = abs(ms)
+    if ms == 0:
+        return "0s"
+    if ms < 1000:
+        return f"{sign}{ms}ms"
+    minutes, ms = divmod(ms, 60_000)
+    hours, minutes = divmod(minutes, 60)
+    secs = f"{ms // 1000}.{ms % 1000:03d}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{secs}"
+    if minutes:
+        return f"{sign}{minutes}m{secs}"
+    return sign + secs

@@ -1,7 +1,8 @@
 """`kubelite`: kubectl's verbs and flags for the kubelite API.
 
 Exit codes as kubectl: 0 success, 1 any error (printed to stderr as
-`error: ...` or `Error from server (Reason): ...`).
+`error: ...` or `Error from server (Reason): ...`); `exec` exits with the
+command's exit code.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import argparse
 import sys
 
 from kubelite.cli import cmd_apply, cmd_delete, cmd_describe, cmd_edit, cmd_get, cmd_info
-from kubelite.cli import cmd_label, cmd_node
+from kubelite.cli import cmd_exec, cmd_label, cmd_logs, cmd_node
+from kubelite.cli import cmd_top
 from kubelite.cli.context import CLIError, Context
 from kubelite.client import APIStatusError
 from kubelite.client.config import ConfigError, load_config
@@ -34,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_edit.add_parser(sub)
     cmd_info.add_parsers(sub)
     cmd_node.add_parsers(sub)
+    cmd_top.add_parser(sub)
+    cmd_logs.add_parser(sub)
+    cmd_exec.add_parser(sub)
     return p
 
 
@@ -85,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except APIStatusError as e:
-        if e.reason == "ServiceUnavailable" and "connect" in e.message.lower() or \
-                e.code.name == "UNAVAILABLE":
+        if e.code.name == "UNAVAILABLE" and not e.from_server:
             print(f"The connection to the server {','.join(cfg.servers)} was refused - "
                   "did you specify the right host or port?", file=sys.stderr)
             return 1

@@ -9,13 +9,14 @@ unreachable.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+import queue
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
 
-from kubelite.api import api_pb2, api_pb2_grpc, pod_pb2
+from kubelite.api import api_pb2, api_pb2_grpc, node_pb2, pod_pb2
 from kubelite.client.config import ClientConfig
 from kubelite.client.errors import APIStatusError
 from kubelite.objects import kinds
@@ -72,6 +73,82 @@ def _eviction(namespace: str, name: str, grace_period_seconds: int | None
     if grace_period_seconds is not None:
         e.deleteOptions.gracePeriodSeconds = grace_period_seconds
     return e
+
+
+def _logs_request(namespace: str, name: str, container: str, follow: bool, previous: bool,
+                  tail_lines: int | None, timestamps: bool, since_seconds: int | None,
+                  limit_bytes: int | None) -> node_pb2.LogsRequest:
+    req = node_pb2.LogsRequest(namespace=namespace, name=name, container=container,
+                               follow=follow, previous=previous, timestamps=timestamps)
+    if tail_lines is not None:
+        req.tail_lines = tail_lines
+    if since_seconds is not None:
+        req.since_seconds = since_seconds
+    if limit_bytes is not None:
+        req.limit_bytes = limit_bytes
+    return req
+
+
+class ExecSession:
+    """A command running in a container (Client.exec). Iterate it for ExecOutput
+    messages (stdout / stderr chunks; the last one carries exit_code, or error
+    when the command could not run); meanwhile, from any thread, send stdin,
+    close it, resize the terminal. `close()` ends the call.
+
+    What is sent is a queue the gRPC call drains; the request stream stays open
+    (for stdin and resizes) until `end_input()` or `close()`.
+    """
+
+    _END = object()
+
+    def __init__(self, stub: api_pb2_grpc.APIStub, start: node_pb2.ExecStart,
+                 metadata: list[tuple[str, str]]) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue.put(node_pb2.ExecInput(start=start))
+        self._call = stub.Exec(self._requests(), metadata=metadata)
+        self._closed = False
+
+    def _requests(self) -> Iterator[node_pb2.ExecInput]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            yield item
+
+    def send_stdin(self, data: bytes) -> None:
+        if data:
+            self._queue.put(node_pb2.ExecInput(stdin=data))
+
+    def close_stdin(self) -> None:
+        self._queue.put(node_pb2.ExecInput(stdin_close=True))
+
+    def resize(self, width: int, height: int) -> None:
+        self._queue.put(node_pb2.ExecInput(
+            resize=node_pb2.TerminalSize(width=width, height=height)))
+
+    def end_input(self) -> None:
+        """Nothing more will be sent (no stdin, no resizes)."""
+        self._queue.put(self._END)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.end_input()
+            self._call.cancel()
+
+    def __iter__(self) -> Iterator[node_pb2.ExecOutput]:
+        try:
+            yield from self._call
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.CANCELLED and self._closed:
+                return
+            raise APIStatusError.from_rpc(e) from None
+
+    def __enter__(self) -> ExecSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Client:
@@ -203,6 +280,39 @@ class Client:
 
     def discovery(self) -> api_pb2.DiscoveryResponse:
         return self._call("Discovery", api_pb2.DiscoveryRequest())
+
+    def logs(self, namespace: str, name: str, container: str = "", *, follow: bool = False,
+             previous: bool = False, tail_lines: int | None = None, timestamps: bool = False,
+             since_seconds: int | None = None, limit_bytes: int | None = None
+             ) -> Iterator[bytes]:
+        """pods/log: a container's output, as it arrives with `follow` (until the
+        container stops or the iterator is closed)."""
+        req = _logs_request(namespace, name, container, follow, previous, tail_lines,
+                            timestamps, since_seconds, limit_bytes)
+        for attempt in range(len(self.servers)):
+            stream = self._get_stub().Logs(req, timeout=None if follow else self.timeout,
+                                           metadata=self._metadata())
+            received = False
+            try:
+                for chunk in stream:
+                    received = True
+                    yield chunk.data
+                return
+            except grpc.RpcError as e:
+                err = APIStatusError.from_rpc(e)
+                if not received and not err.from_server and attempt + 1 < len(self.servers) \
+                        and e.code() == grpc.StatusCode.UNAVAILABLE and self._failover():
+                    continue
+                raise err from None
+            finally:
+                stream.cancel()
+
+    def exec(self, namespace: str, name: str, command: Sequence[str], container: str = "", *,
+             stdin: bool = False, tty: bool = False) -> ExecSession:
+        """pods/exec: run `command` in a container; see ExecSession."""
+        start = node_pb2.ExecStart(namespace=namespace, name=name, container=container,
+                                   command=command, stdin=stdin, tty=tty)
+        return ExecSession(self._get_stub(), start, self._metadata())
 
 
 class AsyncClient:

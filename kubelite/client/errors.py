@@ -21,11 +21,14 @@ _DEFAULT_REASONS = {
 
 
 class APIStatusError(Exception):
-    def __init__(self, code: grpc.StatusCode, reason: str, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str, *,
+                 from_server: bool = True) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
+        # False when no server answered (no reason came back): unreachable, refused.
+        self.from_server = from_server
 
     @classmethod
     def from_rpc(cls, err: grpc.RpcError) -> APIStatusError:
@@ -36,7 +39,8 @@ class APIStatusError(Exception):
         for key, value in trailing or ():
             if key == REASON_KEY:
                 reason = value
-        return cls(code, reason or _DEFAULT_REASONS.get(code, "InternalError"), details or "")
+        return cls(code, reason or _DEFAULT_REASONS.get(code, "InternalError"), details or "",
+                   from_server=bool(reason))
 
     @property
     def not_found(self) -> bool:

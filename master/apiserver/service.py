@@ -4,6 +4,8 @@ Objects arrive as google.protobuf.Any; the Any's type name picks the kind.
 Create also takes the two pod subresources that are not stored kinds: a
 kubelite.v1.Binding (pods/binding) and a kubelite.v1.Eviction
 (pods/eviction); both answer with the affected Pod.
+Logs and Exec (pods/log, pods/exec) are proxied to the node agent running the
+pod (see master/apiserver/proxy.py).
 ApiError becomes a gRPC status with the Kubernetes reason in trailing
 metadata; an etcd outage becomes UNAVAILABLE so clients retry elsewhere.
 """
@@ -20,9 +22,9 @@ import grpc
 from google.protobuf import any_pb2
 
 import kubelite
-from kubelite.api import api_pb2, api_pb2_grpc, pod_pb2
+from kubelite.api import api_pb2, api_pb2_grpc, node_pb2, pod_pb2
 from kubelite.objects import kinds
-from master.apiserver import errors
+from master.apiserver import errors, proxy
 from master.apiserver.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -168,6 +170,26 @@ class APIService(api_pb2_grpc.APIServicer):
                 out = api_pb2.WatchEvent(type=ev.type, resource_version=ev.resource_version)
                 if ev.object is not None:
                     out.object.Pack(ev.object)
+                yield out
+        except Exception as exc:  # noqa: BLE001
+            err = _translate(exc)
+            context.set_trailing_metadata(((errors.REASON_KEY, err.reason),))
+            await context.abort(err.code, err.message)
+
+    async def Logs(self, request: node_pb2.LogsRequest, context: grpc.aio.ServicerContext
+                   ) -> AsyncIterator[node_pb2.LogChunk]:
+        try:
+            async for chunk in proxy.logs(self.registry, request):
+                yield chunk
+        except Exception as exc:  # noqa: BLE001
+            err = _translate(exc)
+            context.set_trailing_metadata(((errors.REASON_KEY, err.reason),))
+            await context.abort(err.code, err.message)
+
+    async def Exec(self, request_iterator: AsyncIterator[node_pb2.ExecInput],
+                   context: grpc.aio.ServicerContext) -> AsyncIterator[node_pb2.ExecOutput]:
+        try:
+            async for out in proxy.exec_(self.registry, request_iterator):
                 yield out
         except Exception as exc:  # noqa: BLE001
             err = _translate(exc)
