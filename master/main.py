@@ -25,6 +25,7 @@ from master.apiserver.registry import IMMORTAL_NAMESPACES, Registry
 from master.apiserver.service import APIService
 from master.apiserver.storage import Storage
 from master.auth import TokenAuthInterceptor, load_tokens
+from master.controllers import manager as controller_manager
 from master.controllers.namespace import NamespaceController, ensure_namespaces
 from master.leader import LeaderElector
 from master.scheduler.scheduler import Scheduler
@@ -46,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds to wait for etcd at start (default %(default)s)")
     p.add_argument("--no-scheduler", dest="scheduler", action="store_false",
                    help="do not run the scheduler in this master")
+    p.add_argument("--no-controllers", dest="controllers", action="store_false",
+                   help="do not run the controller manager in this master")
     p.add_argument("--identity", default="",
                    help="this master's name in leader leases (default host:port)")
     p.add_argument("--leader-elect-lease-duration", type=float, default=15.0,
@@ -114,19 +117,26 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(NamespaceController(registry).run(), name="namespaces")]
     client: AsyncClient | None = None
-    if args.scheduler:
+    if args.scheduler or args.controllers:
         client = AsyncClient(server=_loopback(args.listen),
                              token=sorted(load_tokens(args.token_file))[0]
                              if args.token_file else "")
-        elector = LeaderElector(
-            client, "kube-scheduler",
-            identity=args.identity or f"{socket.gethostname()}_{args.listen}",
-            lease_duration=args.leader_elect_lease_duration,
-            renew_deadline=args.leader_elect_renew_deadline,
-            retry_period=args.leader_elect_retry_period)
-        scheduler_client = client
-        tasks.append(asyncio.create_task(
-            elector.run(lambda: Scheduler(scheduler_client).run()), name="scheduler"))
+        api = client
+        identity = args.identity or f"{socket.gethostname()}_{args.listen}"
+
+        def elector(name: str) -> LeaderElector:
+            return LeaderElector(api, name, identity=identity,
+                                 lease_duration=args.leader_elect_lease_duration,
+                                 renew_deadline=args.leader_elect_renew_deadline,
+                                 retry_period=args.leader_elect_retry_period)
+
+        if args.scheduler:
+            tasks.append(asyncio.create_task(
+                elector("kube-scheduler").run(lambda: Scheduler(api).run()), name="scheduler"))
+        if args.controllers:
+            tasks.append(asyncio.create_task(
+                elector("kube-controller-manager").run(lambda: controller_manager.run(api)),
+                name="controllers"))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
     for t in done:

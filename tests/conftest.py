@@ -21,7 +21,8 @@ def etcd() -> Iterator[Etcd]:
 def master(etcd: Etcd) -> Iterator[Master]:
     # No scheduler here: the API tests own their pods. tests/e2e/test_scheduler.py
     # runs masters with schedulers on an etcd of its own.
-    with run_master(etcd.endpoint, "--bookmark-interval", "1", "--no-scheduler") as m:
+    with run_master(etcd.endpoint, "--bookmark-interval", "1", "--no-scheduler",
+                    "--no-controllers") as m:
         yield m
 
 

@@ -1,0 +1,42 @@
+"""The controller manager: every API-driven controller, run together while
+this master holds the `kube-system/kube-controller-manager` Lease.
+
+(The namespace controller works on the registry directly and runs in every
+master; it is idempotent.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from kubelite.client import AsyncClient
+from master.controllers.base import Controller
+from master.controllers.gc import GarbageCollector
+from master.controllers.replicaset import REPLICATIONCONTROLLER, ReplicaSetController
+
+log = logging.getLogger(__name__)
+
+
+def controllers(client: AsyncClient) -> list[Controller]:
+    return [
+        ReplicaSetController(client),
+        ReplicaSetController(client, REPLICATIONCONTROLLER),
+        GarbageCollector(client),
+    ]
+
+
+async def run(client: AsyncClient) -> None:
+    """Run every controller; if one fails, stop the others (leadership is then lost)."""
+    tasks = [asyncio.create_task(c.run(), name=f"controller-{c.name}")
+             for c in controllers(client)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for t in done:
+            if t.exception():
+                log.error("controller %s failed: %r", t.get_name(), t.exception())
+                raise t.exception()  # type: ignore[misc]
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
