@@ -184,3 +184,14 @@ def _gone(api: Client, resource: str, name: str, ns: str) -> bool:
         return False
     except APIStatusError as e:
         return e.not_found
+
+
+def test_min_ready_seconds_delays_availability(api: Client, ns: str) -> None:
+    import time
+
+    api.create(replicaset("slow", ns, 2, minReadySeconds=4))
+    wait_for(lambda: rs_status(api, ns, "slow").readyReplicas == 2, 60, "2 ready")
+    ready_at = time.monotonic()
+    assert rs_status(api, ns, "slow").availableReplicas < 2
+    wait_for(lambda: rs_status(api, ns, "slow").availableReplicas == 2, 30, "2 available")
+    assert time.monotonic() - ready_at >= 1.5  # available only minReadySeconds after ready
