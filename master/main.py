@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="do not run the scheduler in this master")
     p.add_argument("--no-controllers", dest="controllers", action="store_false",
                    help="do not run the controller manager in this master")
+    p.add_argument("--job-backoff", type=float, default=10.0,
+                   help="first back-off before a failed Job pod is replaced (default %(default)s)")
     p.add_argument("--identity", default="",
                    help="this master's name in leader leases (default host:port)")
     p.add_argument("--leader-elect-lease-duration", type=float, default=15.0,
@@ -135,7 +137,8 @@ async def serve(args: argparse.Namespace) -> None:
                 elector("kube-scheduler").run(lambda: Scheduler(api).run()), name="scheduler"))
         if args.controllers:
             tasks.append(asyncio.create_task(
-                elector("kube-controller-manager").run(lambda: controller_manager.run(api)),
+                elector("kube-controller-manager").run(
+                    lambda: controller_manager.run(api, job_backoff=args.job_backoff)),
                 name="controllers"))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -13,23 +13,25 @@ import logging
 from kubelite.client import AsyncClient
 from master.controllers.base import Controller
 from master.controllers.gc import GarbageCollector
+from master.controllers.job import JobController
 from master.controllers.replicaset import REPLICATIONCONTROLLER, ReplicaSetController
 
 log = logging.getLogger(__name__)
 
 
-def controllers(client: AsyncClient) -> list[Controller]:
+def controllers(client: AsyncClient, *, job_backoff: float = 10.0) -> list[Controller]:
     return [
         ReplicaSetController(client),
         ReplicaSetController(client, REPLICATIONCONTROLLER),
         GarbageCollector(client),
+        JobController(client, initial_backoff=job_backoff),
     ]
 
 
-async def run(client: AsyncClient) -> None:
+async def run(client: AsyncClient, *, job_backoff: float = 10.0) -> None:
     """Run every controller; if one fails, stop the others (leadership is then lost)."""
     tasks = [asyncio.create_task(c.run(), name=f"controller-{c.name}")
-             for c in controllers(client)]
+             for c in controllers(client, job_backoff=job_backoff)]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for t in done:

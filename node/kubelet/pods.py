@@ -232,7 +232,8 @@ class PodWorker:
         try:
             cid = await self._rt(
                 rt.create, name, rt.pause_image, rt.labels(pod, SANDBOX, "sandbox", attempt),
-                host_config=host_config, hostname=None if host_network else pod.metadata.name[:63],
+                host_config=host_config,
+                hostname=None if host_network else (pod.spec.hostname or pod.metadata.name)[:63],
                 ports=ports)
             await self._rt(rt.start, cid)
         except RuntimeError_ as e:

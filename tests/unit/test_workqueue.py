@@ -132,3 +132,12 @@ def test_available_needs_min_ready_seconds() -> None:
     assert not available(p, 30, t + 10)
     assert available(p, 30, t + 31)
     assert not available(_pod("q", node="n"), 0, t)
+
+
+def test_job_completed_indexes_format() -> None:
+    from master.controllers.job import format_indexes
+
+    assert format_indexes(set()) == ""
+    assert format_indexes({0, 1, 2, 4}) == "0-2,4"
+    assert format_indexes({3}) == "3"
+    assert format_indexes({1, 2, 5, 6, 7, 9}) == "1-2,5-7,9"
