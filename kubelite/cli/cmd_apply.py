@@ -34,7 +34,10 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("-o", "--output", default="", help="name|yaml|json")
         if verb == "create":
             p.add_argument("words", nargs="*", metavar="namespace NAME",
-                           help="`create namespace NAME` without -f")
+                           help="`create namespace NAME` or `create job NAME "
+                                "--from=cronjob/CJ` without -f")
+            p.add_argument("--from", dest="from_", default="",
+                           help="create job NAME --from=cronjob/CJ: a Job from a CronJob")
         p.set_defaults(func=run, verb=verb)
 
 
@@ -188,4 +191,40 @@ def _create_simple(ctx: Context, args: argparse.Namespace) -> int:
             return 1
         ctx.print(f"namespace/{obj.metadata.name} created")
         return 0
+    if len(words) == 2 and words[0] in ("job", "jobs"):
+        return _job_from_cronjob(ctx, args, words[1])
     raise CLIError("must specify one of -f and -k (or `create namespace NAME`)")
+
+
+def _job_from_cronjob(ctx: Context, args: argparse.Namespace, name: str) -> int:
+    """`create job NAME --from=cronjob/CJ`: run a CronJob's job template now, as kubectl does."""
+    kind, _, source = args.from_.partition("/")
+    if not args.from_:
+        raise CLIError("a Job needs an image or --from=cronjob/NAME; only --from is supported")
+    if kind not in ("cronjob", "cronjobs", "cj", "cronjob.batch") or not source:
+        raise CLIError(f"from must be an existing cronjob: {args.from_}")
+    from kubelite.api import batch_pb2
+
+    try:
+        cj = ctx.client.get("cronjobs", source, ctx.namespace)
+    except APIStatusError as e:
+        ctx.warn(f"Error from server ({e.reason}): {e.message}")
+        return 1
+    job = batch_pb2.Job(apiVersion="batch/v1", kind="Job")
+    md = job.metadata
+    md.name, md.namespace = name, cj.metadata.namespace
+    md.labels.update(cj.spec.jobTemplate.metadata.labels)
+    md.annotations.update(cj.spec.jobTemplate.metadata.annotations)
+    md.annotations["cronjob.kubernetes.io/instantiate"] = "manual"
+    ref = md.ownerReferences.add()
+    ref.CopyFrom(convert.from_dict({"apiVersion": "batch/v1", "kind": "CronJob",
+                                    "name": cj.metadata.name, "uid": cj.metadata.uid,
+                                    "controller": True}, type(ref)))
+    job.spec.CopyFrom(cj.spec.jobTemplate.spec)
+    try:
+        obj = ctx.client.create(job, dry_run=args.dry_run == "server")
+    except APIStatusError as e:
+        ctx.warn(f"Error from server ({e.reason}): {e.message}")
+        return 1
+    ctx.print(f"job.batch/{obj.metadata.name} created")
+    return 0

@@ -12,6 +12,7 @@ import logging
 
 from kubelite.client import AsyncClient
 from master.controllers.base import Controller
+from master.controllers.cronjob import CronJobController
 from master.controllers.gc import GarbageCollector
 from master.controllers.job import JobController
 from master.controllers.replicaset import REPLICATIONCONTROLLER, ReplicaSetController
@@ -25,6 +26,7 @@ def controllers(client: AsyncClient, *, job_backoff: float = 10.0) -> list[Contr
         ReplicaSetController(client, REPLICATIONCONTROLLER),
         GarbageCollector(client),
         JobController(client, initial_backoff=job_backoff),
+        CronJobController(client),
     ]
 
 

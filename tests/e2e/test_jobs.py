@@ -5,6 +5,7 @@ back-off) and a node agent running the pods in Docker.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import pytest
 from kubelite.api import batch_pb2, core_pb2
 from kubelite.client import APIStatusError, Client
 from kubelite.objects import convert
-from tests.cluster import Master, run_etcd, run_master
+from tests.cluster import ROOT, Master, run_etcd, run_master
 from tests.node_agent import NodeAgent, ensure_docker, run_node, wait_for
 
 IMAGE = "kubelite/busybox:1.35"
@@ -153,3 +154,87 @@ def test_ttl_after_finished_deletes_job_and_pods(api: Client, ns: str) -> None:
 
     wait_for(gone, 60, "the Job deleted after its TTL")
     wait_for(lambda: not job_pods(api, ns, "short"), 30, "its pods collected")
+
+
+def cronjob(name: str, ns: str, schedule: str, command: str, **spec: Any) -> Any:
+    return convert.from_dict({
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "namespace": ns},
+        "spec": {"schedule": schedule, **spec, "jobTemplate": {"spec": {
+            "backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                "containers": [{"name": "c", "image": IMAGE,
+                                "command": ["sh", "-c", command]}]}}}}},
+    }, batch_pb2.CronJob)
+
+
+def cron_jobs(api: Client, ns: str, name: str) -> list[Any]:
+    items, _ = api.list("jobs", ns)
+    return [j for j in items if any(r.name == name and r.kind == "CronJob"
+                                    for r in j.metadata.ownerReferences)]
+
+
+def test_cronjob_runs_on_schedule_and_prunes_history(api: Client, ns: str) -> None:
+    api.create(cronjob("tick", ns, "@every 2s", "true", successfulJobsHistoryLimit=2))
+    seen: set[str] = set()
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and len(seen) < 4:
+        seen |= {j.metadata.name for j in cron_jobs(api, ns, "tick")}
+        time.sleep(0.2)
+    assert len(seen) >= 4, seen
+    for j in cron_jobs(api, ns, "tick"):
+        assert j.metadata.annotations["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+        assert j.metadata.name.startswith("tick-")
+    wait_for(lambda: len([j for j in cron_jobs(api, ns, "tick")
+                          if any(c.type == "Complete" for c in j.status.conditions)]) <= 2
+             and api.get("cronjobs", "tick", ns).status.lastSuccessfulTime, 20,
+             "history pruned to 2 successful jobs")
+    st = api.get("cronjobs", "tick", ns).status
+    assert st.lastScheduleTime
+    api.patch("cronjobs", "tick", {"spec": {"suspend": True}}, ns)
+    time.sleep(1)
+    before = {j.metadata.name for j in cron_jobs(api, ns, "tick")}
+    time.sleep(5)
+    after = {j.metadata.name for j in cron_jobs(api, ns, "tick")}
+    assert after <= before, "a suspended CronJob started a job"
+
+
+def test_cronjob_forbid_skips_while_a_job_runs(api: Client, ns: str) -> None:
+    api.create(cronjob("single", ns, "@every 1s", "sleep 6", concurrencyPolicy="Forbid"))
+    deadline = time.monotonic() + 10
+    peak = 0
+    while time.monotonic() < deadline:
+        running = [j for j in cron_jobs(api, ns, "single")
+                   if not any(c.type in ("Complete", "Failed") for c in j.status.conditions)]
+        peak = max(peak, len(running))
+        time.sleep(0.2)
+    assert peak == 1
+    items, _ = api.list("events", ns, field_selector="involvedObject.name=single")
+    assert "JobAlreadyActive" in {e.reason for e in items}
+
+
+def test_cronjob_replace_swaps_the_running_job(api: Client, ns: str) -> None:
+    api.create(cronjob("swap", ns, "@every 3s", "sleep 60", concurrencyPolicy="Replace"))
+    first = wait_for(lambda: cron_jobs(api, ns, "swap"), 20, "a first job")[0].metadata.name
+    wait_for(lambda: first not in {j.metadata.name for j in cron_jobs(api, ns, "swap")}
+             and cron_jobs(api, ns, "swap"), 20, "the first job replaced")
+    live = [j for j in cron_jobs(api, ns, "swap") if not j.metadata.deletionTimestamp]
+    assert len(live) == 1
+
+
+def test_create_job_from_cronjob(api: Client, ns: str, cluster: tuple[Master, NodeAgent]
+                                 ) -> None:
+    api.create(cronjob("nightly", ns, "0 3 * * *", "echo manual"))
+    out = subprocess.run([sys.executable, "-m", "kubelite.cli.main", "--server",
+                          cluster[0].address, "-n", ns, "create", "job", "now",
+                          "--from=cronjob/nightly"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "job.batch/now created\n"
+    j = api.get("jobs", "now", ns)
+    assert j.metadata.annotations["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert j.metadata.ownerReferences[0].name == "nightly"
+    wait_for(lambda: condition(api.get("jobs", "now", ns), "Complete"), 60, "manual job done")
+    bad = subprocess.run([sys.executable, "-m", "kubelite.cli.main", "--server",
+                          cluster[0].address, "-n", ns, "create", "job", "x",
+                          "--from=cronjob/absent"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 1
+    assert 'Error from server (NotFound): cronjobs.batch "absent" not found' in bad.stderr
