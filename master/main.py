@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="do not run the controller manager in this master")
     p.add_argument("--job-backoff", type=float, default=10.0,
                    help="first back-off before a failed Job pod is replaced (default %(default)s)")
+    p.add_argument("--local-path-root", default="/var/lib/kubelite/local-path",
+                   help="where local-path volumes are made on the nodes (default %(default)s)")
     p.add_argument("--identity", default="",
                    help="this master's name in leader leases (default host:port)")
     p.add_argument("--leader-elect-lease-duration", type=float, default=15.0,
@@ -138,7 +140,8 @@ async def serve(args: argparse.Namespace) -> None:
         if args.controllers:
             tasks.append(asyncio.create_task(
                 elector("kube-controller-manager").run(
-                    lambda: controller_manager.run(api, job_backoff=args.job_backoff)),
+                    lambda: controller_manager.run(api, job_backoff=args.job_backoff,
+                                                   local_path_root=args.local_path_root)),
                 name="controllers"))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -13,27 +13,36 @@ import logging
 from kubelite.client import AsyncClient
 from master.controllers.base import Controller
 from master.controllers.cronjob import CronJobController
+from master.controllers.daemonset import DaemonSetController
 from master.controllers.gc import GarbageCollector
 from master.controllers.job import JobController
 from master.controllers.replicaset import REPLICATIONCONTROLLER, ReplicaSetController
+from master.controllers.statefulset import StatefulSetController
+from master.controllers.volume import LOCAL_PATH_ROOT, PersistentVolumeController
 
 log = logging.getLogger(__name__)
 
 
-def controllers(client: AsyncClient, *, job_backoff: float = 10.0) -> list[Controller]:
+def controllers(client: AsyncClient, *, job_backoff: float = 10.0,
+                local_path_root: str = LOCAL_PATH_ROOT) -> list[Controller]:
     return [
         ReplicaSetController(client),
         ReplicaSetController(client, REPLICATIONCONTROLLER),
         GarbageCollector(client),
         JobController(client, initial_backoff=job_backoff),
         CronJobController(client),
+        StatefulSetController(client),
+        PersistentVolumeController(client, local_path_root=local_path_root),
+        DaemonSetController(client),
     ]
 
 
-async def run(client: AsyncClient, *, job_backoff: float = 10.0) -> None:
+async def run(client: AsyncClient, *, job_backoff: float = 10.0,
+              local_path_root: str = LOCAL_PATH_ROOT) -> None:
     """Run every controller; if one fails, stop the others (leadership is then lost)."""
     tasks = [asyncio.create_task(c.run(), name=f"controller-{c.name}")
-             for c in controllers(client, job_backoff=job_backoff)]
+             for c in controllers(client, job_backoff=job_backoff,
+                                  local_path_root=local_path_root)]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for t in done:

@@ -66,6 +66,12 @@ class Scheduler:
                              on_update=self._pod_updated, on_delete=self._pod_deleted)
         self.node_informer = Informer(client, "nodes", on_add=self._node_added,
                                       on_update=self._node_updated, on_delete=self._node_deleted)
+        # Claims and volumes: where a pod's storage lets it go (VolumeBinding).
+        moved = lambda *_: self.queue.move_all()  # noqa: E731
+        self.claims = Informer(client, "persistentvolumeclaims", on_add=moved,
+                               on_update=moved, on_delete=moved)
+        self.volumes = Informer(client, "persistentvolumes", on_add=moved, on_update=moved,
+                                on_delete=moved)
         self.scheduled = 0
         self.attempts = 0
 
@@ -73,7 +79,9 @@ class Scheduler:
 
     async def run(self) -> None:
         informers = [asyncio.create_task(self.node_informer.run(), name="sched-nodes"),
-                     asyncio.create_task(self.pods.run(), name="sched-pods")]
+                     asyncio.create_task(self.pods.run(), name="sched-pods"),
+                     asyncio.create_task(self.claims.run(), name="sched-claims"),
+                     asyncio.create_task(self.volumes.run(), name="sched-volumes")]
         try:
             await self.node_informer.synced.wait()
             await self.pods.synced.wait()
@@ -101,7 +109,15 @@ class Scheduler:
         """The nodes in name order; NodeInfos are updated in place, the list on node churn."""
         if self._snapshot is None:
             self._snapshot = Snapshot(sorted(self.nodes.values(), key=lambda n: n.name))
+            self._snapshot.volume_lookup = self._volume_lookup  # type: ignore[attr-defined]
         return self._snapshot
+
+    def _volume_lookup(self, namespace: str, claim: str) -> tuple[Any, Any] | None:
+        pvc = self.claims.get(f"{namespace}/{claim}")
+        if pvc is None:
+            return None
+        pv = self.volumes.get(pvc.spec.volumeName) if pvc.spec.volumeName else None
+        return pvc, pv
 
     def schedule_one(self, key: str) -> Result | None:
         pod = self.pods.get(key)

@@ -171,8 +171,8 @@ def test_orphan_delete_keeps_the_pods(api: Client, ns: str) -> None:
 def test_foreground_delete_waits_for_the_pods(api: Client, ns: str) -> None:
     api.create(replicaset("fg", ns, 2))
     wait_for(lambda: len(pods_of(api, ns, "app=fg")) == 2, 30)
-    api.delete("replicasets", "fg", ns, propagation_policy="Foreground")
-    rs = api.get("replicasets", "fg", ns)
+    # What the delete returns: the GC may finish (and the RS go) before a later read.
+    rs = api.delete("replicasets", "fg", ns, propagation_policy="Foreground")
     assert rs.metadata.deletionTimestamp and "foregroundDeletion" in rs.metadata.finalizers
     wait_for(lambda: _gone(api, "replicasets", "fg", ns), 30, "owner gone after dependents")
     assert not pods_of(api, ns, "app=fg", live=False)

@@ -13,6 +13,7 @@ from master.scheduler.plugins.resources import (
 )
 from master.scheduler.plugins.spread import SelectorSpread
 from master.scheduler.plugins.taints import TaintToleration
+from master.scheduler.plugins.volumes import VolumeBinding
 
 __all__ = ["default_plugins", "default_profile"]
 
@@ -20,7 +21,8 @@ __all__ = ["default_plugins", "default_profile"]
 def default_plugins() -> list[Plugin]:
     return [
         NodeUnschedulable(), NodeName(), TaintToleration(), NodeAffinity(), NodePorts(),
-        NodeResourcesFit(), InterPodAffinity(), LeastAllocated(), BalancedAllocation(),
+        NodeResourcesFit(), VolumeBinding(), InterPodAffinity(), LeastAllocated(),
+        BalancedAllocation(),
         SelectorSpread(), ImageLocality(),
     ]
 
