@@ -13,6 +13,10 @@ import sys
 from kubelite.cli import cmd_apply, cmd_delete, cmd_describe, cmd_edit, cmd_get, cmd_info
 from kubelite.cli import cmd_exec, cmd_label, cmd_logs, cmd_node
 from kubelite.cli import cmd_top
+from kubelite.cli import cmd_rollout
+from kubelite.cli import cmd_scale
+from kubelite.cli import cmd_set
+from kubelite.cli import cmd_rolling_update
 from kubelite.cli.context import CLIError, Context
 from kubelite.client import APIStatusError
 from kubelite.client.config import ConfigError, load_config
@@ -39,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_top.add_parser(sub)
     cmd_logs.add_parser(sub)
     cmd_exec.add_parser(sub)
+    cmd_rollout.add_parsers(sub)
+    cmd_scale.add_parser(sub)
+    cmd_set.add_parsers(sub)
+    cmd_rolling_update.add_parser(sub)
     return p
 
 

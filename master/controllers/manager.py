@@ -14,6 +14,7 @@ from kubelite.client import AsyncClient
 from master.controllers.base import Controller
 from master.controllers.cronjob import CronJobController
 from master.controllers.daemonset import DaemonSetController
+from master.controllers.deployment import DeploymentController
 from master.controllers.gc import GarbageCollector
 from master.controllers.job import JobController
 from master.controllers.replicaset import REPLICATIONCONTROLLER, ReplicaSetController
@@ -28,6 +29,7 @@ def controllers(client: AsyncClient, *, job_backoff: float = 10.0,
     return [
         ReplicaSetController(client),
         ReplicaSetController(client, REPLICATIONCONTROLLER),
+        DeploymentController(client),
         GarbageCollector(client),
         JobController(client, initial_backoff=job_backoff),
         CronJobController(client),
