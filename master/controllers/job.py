@@ -17,7 +17,12 @@
   collector takes its pods).
 
 Counts come from the Job's pods (finished pods are kept, as the kubelet
-leaves them); a finished pod someone deletes by hand is no longer counted.
+leaves them) and never go down: status.succeeded, status.failed and
+status.completedIndexes are floors, so a finished pod deleted by hand, or an
+OnFailure pod removed with its restarts, is still counted. The finishing
+condition is written before any pod is deleted, and a reconcile that runs
+on a cached Job older than the controller's own last status write waits for
+the cache: a count is never recomputed from pods that are already going.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from master.informers import key_of
 
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 MAX_BACKOFF = 360.0
+EXPECT_TTL = 30.0
 
 
 def _ts(text: str) -> float:
@@ -65,6 +71,16 @@ def format_indexes(indexes: set[int]) -> str:
     return ",".join(out)
 
 
+def parse_indexes(text: str) -> set[int]:
+    """"0-2,4" -> {0,1,2,4}; anything malformed is ignored."""
+    out: set[int] = set()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        if lo.isdigit() and (not hi or hi.isdigit()):
+            out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def finished(job: Any) -> str:
     for c in job.status.conditions:
         if c.type in ("Complete", "Failed") and c.status == "True":
@@ -80,12 +96,29 @@ class JobController(Controller):
         super().__init__(client)
         self.initial_backoff = initial_backoff
         self.jobs = self.informer("jobs", on_change=self.enqueue)
-        self.pods = self.informer("pods", on_change=self._pod_changed)
+        self.pods = self.informer("pods", on_change=self._pod_changed,
+                                  on_update=lambda _o, n: self._pod_changed(n, added=False))
+        # Pods created but not yet seen by the informer, per Job (client-go's
+        # expectations): until they show up, no more are created.
+        self._expect: dict[str, tuple[set[str], float]] = {}
+        # resourceVersion of each Job's last status write: an older cached Job is stale.
+        self._written: dict[str, int] = {}
 
-    def _pod_changed(self, pod: Any) -> None:
+    def _pod_changed(self, pod: Any, *, added: bool = True) -> None:
         ref = controller_ref(pod)
         if ref is not None and ref.kind == "Job":
-            self.queue.add(f"{pod.metadata.namespace}/{ref.name}")
+            key = f"{pod.metadata.namespace}/{ref.name}"
+            pending = self._expect.get(key)
+            if pending is not None:
+                pending[0].discard(pod.metadata.name)
+            self.queue.add(key)
+
+    def _expectations_met(self, key: str) -> bool:
+        pending = self._expect.get(key)
+        if pending is None or not pending[0] or time.monotonic() - pending[1] > EXPECT_TTL:
+            self._expect.pop(key, None)
+            return True
+        return False
 
     def _pods(self, job: Any) -> list[Any]:
         ns, uid = job.metadata.namespace, job.metadata.uid
@@ -97,23 +130,27 @@ class JobController(Controller):
     async def reconcile(self, key: str) -> None:
         job = self.jobs.get(key)
         if job is None or job.metadata.deletionTimestamp:
+            self._written.pop(key, None)
+            self._expect.pop(key, None)
             return
+        if int(job.metadata.resourceVersion or 0) < self._written.get(key, 0):
+            return  # our own status write is not in the cache yet; its event re-queues
         spec = job.spec
         status = batch_pb2.JobStatus()
         status.CopyFrom(job.status)
         now = time.time()
-        done = finished(job)
-        if done:
-            await self._ttl(job, now)
-            return
         pods = self._pods(job)
         active = [p for p in pods if p.status.phase not in ("Succeeded", "Failed")
                   and not p.metadata.deletionTimestamp]
+        if finished(job):
+            await self._delete_pods(job, active)  # left over if a delete failed before
+            await self._ttl(job, now)
+            return
         succeeded = [p for p in pods if p.status.phase == "Succeeded"]
         failed = [p for p in pods if p.status.phase == "Failed"]
         restarts = sum(cs.restartCount for p in pods for cs in p.status.containerStatuses)
-        failures = len(failed) + (restarts if spec.template.spec.restartPolicy == "OnFailure"
-                                  else 0)
+        failures = max(job.status.failed, len(failed) + (
+            restarts if spec.template.spec.restartPolicy == "OnFailure" else 0))
         indexed = spec.completionMode == "Indexed"
         completions = spec.completions if spec.HasField("completions") else None
         parallelism = spec.parallelism if spec.HasField("parallelism") else 1
@@ -123,10 +160,12 @@ class JobController(Controller):
 
         done_indexes = {i for p in succeeded if (i := _index(p)) is not None}
         if indexed:
+            done_indexes |= {i for i in parse_indexes(job.status.completedIndexes)
+                             if completions is None or i < completions}
             n_succeeded = len(done_indexes)
             complete = completions is not None and n_succeeded >= completions
         else:
-            n_succeeded = len(succeeded)
+            n_succeeded = max(job.status.succeeded, len(succeeded))
             complete = (n_succeeded >= completions if completions is not None
                         else bool(succeeded) and not active)
         failure = ""
@@ -137,9 +176,9 @@ class JobController(Controller):
                     now - _ts(status.startTime) >= spec.activeDeadlineSeconds:
                 failure = ("DeadlineExceeded", "Job was active longer than specified deadline")
 
+        stop: list[Any] = []  # deleted only once the status saying why is written
         if complete or failure:
-            await self._delete_pods(job, active)
-            active = []
+            stop, active = active, []
             cond = status.conditions.add(type="Complete" if complete else "Failed",
                                          status="True")
             cond.lastProbeTime = cond.lastTransitionTime = now_rfc3339()
@@ -150,15 +189,16 @@ class JobController(Controller):
                 cond.reason, cond.message = failure
                 self.recorder.event(job, "Warning", failure[0], failure[1])
         elif spec.HasField("suspend") and spec.suspend:
-            await self._delete_pods(job, active)
-            active = []
+            stop, active = active, []
             if not any(c.type == "Suspended" for c in status.conditions):
                 c = status.conditions.add(type="Suspended", status="True", reason="JobSuspended",
                                           message="Job suspended")
                 c.lastTransitionTime = now_rfc3339()
         else:
             wait = self._backoff_left(failed, now) if failed else 0.0
-            if wait > 0:
+            if not self._expectations_met(key_of(job)):
+                pass  # the pods just created are not in the cache yet
+            elif wait > 0:
                 self.queue.add_after(key_of(job), wait)
             else:
                 active += await self._start(job, active, done_indexes, completions,
@@ -175,6 +215,7 @@ class JobController(Controller):
         if indexed:
             status.completedIndexes = format_indexes(done_indexes)
         await self._write_status(job, status)
+        await self._delete_pods(job, stop)
 
     def _backoff_left(self, failed: list[Any], now: float) -> float:
         last = max((_ts(cs.state.terminated.finishedAt) for p in failed
@@ -202,6 +243,8 @@ class JobController(Controller):
         results = await asyncio.gather(*(self.client.create(self._pod(job, i)) for i in wanted),
                                        return_exceptions=True)
         created = [r for r in results if not isinstance(r, BaseException)]
+        self._expect[key_of(job)] = ({p.metadata.name for p in created
+                                      if self.pods.get(key_of(p)) is None}, time.monotonic())
         errors = [r for r in results if isinstance(r, BaseException)]
         if created:
             self.recorder.event(job, "Normal", "SuccessfulCreate",
@@ -267,7 +310,9 @@ class JobController(Controller):
         update.status.CopyFrom(status)
         update.metadata.resourceVersion = job.metadata.resourceVersion  # CAS: no lost counts
         try:
-            await self.client.update_status(update)
+            written = await self.client.update_status(update)
         except APIStatusError as e:
             if not e.not_found:
                 raise  # a conflict retries from the fresh cache
+            return
+        self._written[key_of(job)] = int(written.metadata.resourceVersion)

@@ -417,8 +417,8 @@ def registry(tmp_path: Path) -> Iterator[str]:
         yield address
     finally:
         _stop(proc)
-        out = subprocess.run(["docker", "images", "-q", f"{address}/*/*"], capture_output=True,
-                             text=True).stdout.split()
+        out = subprocess.run(["docker", "images", "-q", "--filter", f"reference={address}/*/*"],
+                             capture_output=True, text=True).stdout.split()
         for ref in set(out):
             subprocess.run(["docker", "rmi", "-f", ref], capture_output=True)
 
@@ -448,22 +448,29 @@ def _push(image: str, target: str, marker: str) -> str:
 def test_image_pull_policy_always_really_pulls(agent: NodeAgent, client: Client,
                                               namespace: str, registry: str) -> None:
     target = f"{registry}/kubelite/app:v1"
-    first = _push(IMAGE, target, "one")
-    make_pod(client, namespace, "pull1", agent.name,
-             [{"name": "c", "image": target, "imagePullPolicy": "Always",
-               "command": ["sh", "-c", "cat /marker; sleep 3600"]}])
-    p = wait_for(lambda: running_ready(client, namespace, "pull1"), 60, "pulled and running")
-    assert status_of(p, "c").imageID == f"docker://{first}"
-    msgs = [m for r, m in events(client, namespace, "pull1")]
-    assert f'Pulling image "{target}"' in msgs
-    assert any(m.startswith(f'Successfully pulled image "{target}"') for m in msgs)
-    # The tag moves in the registry; the image is on the node: Always still pulls.
-    second = _push(IMAGE, target, "two")
-    assert second != first
-    make_pod(client, namespace, "pull2", agent.name,
-             [{"name": "c", "image": target, "imagePullPolicy": "Always",
-               "command": ["sh", "-c", "cat /marker; sleep 3600"]}])
-    p = wait_for(lambda: running_ready(client, namespace, "pull2"), 60)
-    assert status_of(p, "c").imageID == f"docker://{second}"
-    cid = status_of(p, "c").containerID.removeprefix("docker://")
-    assert docker_exec(cid, "cat", "/marker").strip() == "two"
+    try:
+        first = _push(IMAGE, target, "one")
+        make_pod(client, namespace, "pull1", agent.name,
+                 [{"name": "c", "image": target, "imagePullPolicy": "Always",
+                   "command": ["sh", "-c", "cat /marker; sleep 3600"]}])
+        p = wait_for(lambda: running_ready(client, namespace, "pull1"), 60, "pulled and running")
+        assert status_of(p, "c").imageID == f"docker://{first}"
+        msgs = [m for r, m in events(client, namespace, "pull1")]
+        assert f'Pulling image "{target}"' in msgs
+        assert any(m.startswith(f'Successfully pulled image "{target}"') for m in msgs)
+        # The tag moves in the registry; the image is on the node: Always still pulls.
+        second = _push(IMAGE, target, "two")
+        assert second != first
+        make_pod(client, namespace, "pull2", agent.name,
+                 [{"name": "c", "image": target, "imagePullPolicy": "Always",
+                   "command": ["sh", "-c", "cat /marker; sleep 3600"]}])
+        p = wait_for(lambda: running_ready(client, namespace, "pull2"), 60)
+        assert status_of(p, "c").imageID == f"docker://{second}"
+        cid = status_of(p, "c").containerID.removeprefix("docker://")
+        assert docker_exec(cid, "cat", "/marker").strip() == "two"
+    finally:  # its containers go first, so the registry fixture can remove the images
+        for name in ("pull1", "pull2"):
+            if _exists(client, namespace, name):
+                client.delete("pods", name, namespace, grace_period_seconds=0)
+        wait_for(lambda: not any(_exists(client, namespace, n) for n in ("pull1", "pull2")),
+                 30, "the pods that use the pushed images gone")
