@@ -21,11 +21,14 @@ import grpc
 
 from kubelite.api import api_pb2_grpc
 from kubelite.client import AsyncClient
+from kubelite.objects import netconf
+from kubelite.objects.netconf import NetConf
 from master.apiserver.registry import IMMORTAL_NAMESPACES, Registry
 from master.apiserver.service import APIService
 from master.apiserver.storage import Storage
 from master.auth import TokenAuthInterceptor, load_tokens
 from master.controllers import manager as controller_manager
+from master.controllers.nodeipam import NodeIPAMController
 from master.controllers.namespace import NamespaceController, ensure_namespaces
 from master.leader import LeaderElector
 from master.scheduler.scheduler import Scheduler
@@ -38,7 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--etcd-servers", default="http://127.0.0.1:2379",
                    help="comma-separated etcd client URLs (default %(default)s)")
     p.add_argument("--listen", default="127.0.0.1:6443",
-                   help="address:port for the gRPC API (default %(default)s)")
+                   help="address:port for the gRPC API, comma-separated for several "
+                   "(default %(default)s)")
     p.add_argument("--token-file", default="",
                    help="file of bearer tokens; without it the API is unauthenticated")
     p.add_argument("--bookmark-interval", type=float, default=5.0,
@@ -53,6 +57,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="first back-off before a failed Job pod is replaced (default %(default)s)")
     p.add_argument("--local-path-root", default="/var/lib/kubelite/local-path",
                    help="where local-path volumes are made on the nodes (default %(default)s)")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16",
+                   help="the pods' addresses; each node gets a range of it (default %(default)s)")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24,
+                   help="prefix length of each node's pod CIDR (default %(default)s)")
+    p.add_argument("--no-allocate-node-cidrs", dest="allocate_node_cidrs",
+                   action="store_false", help="do not hand nodes pod CIDRs")
+    p.add_argument("--network-backend", default="vxlan", choices=("vxlan", "host-gw"),
+                   help="how pod traffic crosses nodes (default %(default)s)")
+    p.add_argument("--vxlan-vni", type=int, default=1, help="(default %(default)s)")
+    p.add_argument("--vxlan-port", type=int, default=8472, help="(default %(default)s)")
     p.add_argument("--identity", default="",
                    help="this master's name in leader leases (default host:port)")
     p.add_argument("--leader-elect-lease-duration", type=float, default=15.0,
@@ -95,7 +109,27 @@ async def _wait_for_etcd(storage: Storage, timeout: float) -> None:
             await asyncio.sleep(0.5)
 
 
+def network_config(args: argparse.Namespace) -> NetConf | None:
+    """The cluster's pod network from the flags (None: nodes get no CIDRs)."""
+    if not args.allocate_node_cidrs:
+        return None
+    conf = NetConf(args.cluster_cidr, args.network_backend, args.vxlan_vni, args.vxlan_port)
+    try:
+        parsed = netconf.parse(conf.to_json())
+        NodeIPAMController.check(parsed, args.node_cidr_mask_size)
+    except ValueError as e:
+        flag = {"Network": "--cluster-cidr", "Backend.VNI": "--vxlan-vni",
+                "Backend.Port": "--vxlan-port"}
+        msg = str(e)
+        for field, name in flag.items():
+            msg = msg.replace(f"{netconf.KEY}: {field}:", f"{name}:")
+        raise SystemExit(f"kubelite-master: {msg}") from None
+    return parsed
+
+
 async def serve(args: argparse.Namespace) -> None:
+    network = network_config(args)
+    mask = args.node_cidr_mask_size
     host, port = _etcd_endpoint(args.etcd_servers)
     storage = Storage(host, port)
     await _wait_for_etcd(storage, args.etcd_connect_timeout)
@@ -110,8 +144,10 @@ async def serve(args: argparse.Namespace) -> None:
         ("grpc.max_send_message_length", 64 << 20),
     ])
     api_pb2_grpc.add_APIServicer_to_server(APIService(registry), server)
-    if server.add_insecure_port(args.listen) == 0:
-        raise SystemExit(f"kubelite-master: cannot listen on {args.listen}")
+    listens = [a.strip() for a in args.listen.split(",") if a.strip()]
+    for address in listens:
+        if server.add_insecure_port(address) == 0:
+            raise SystemExit(f"kubelite-master: cannot listen on {address}")
     await server.start()
     log.info("serving the API on %s (etcd %s:%d)", args.listen, host, port)
 
@@ -122,11 +158,11 @@ async def serve(args: argparse.Namespace) -> None:
     tasks = [asyncio.create_task(NamespaceController(registry).run(), name="namespaces")]
     client: AsyncClient | None = None
     if args.scheduler or args.controllers:
-        client = AsyncClient(server=_loopback(args.listen),
+        client = AsyncClient(server=_loopback(listens[0]),
                              token=sorted(load_tokens(args.token_file))[0]
                              if args.token_file else "")
         api = client
-        identity = args.identity or f"{socket.gethostname()}_{args.listen}"
+        identity = args.identity or f"{socket.gethostname()}_{listens[0]}"
 
         def elector(name: str) -> LeaderElector:
             return LeaderElector(api, name, identity=identity,
@@ -141,7 +177,9 @@ async def serve(args: argparse.Namespace) -> None:
             tasks.append(asyncio.create_task(
                 elector("kube-controller-manager").run(
                     lambda: controller_manager.run(api, job_backoff=args.job_backoff,
-                                                   local_path_root=args.local_path_root)),
+                                                   local_path_root=args.local_path_root,
+                                                   network=network,
+                                                   node_cidr_mask_size=mask)),
                 name="controllers"))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)

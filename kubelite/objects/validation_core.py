@@ -317,6 +317,12 @@ def validate_node(node: Any, old: Any | None) -> Errs:
     for i, cidr in enumerate(node.spec.podCIDRs):
         if not is_cidr(cidr):
             errs.append(invalid(f"spec.podCIDRs[{i}]", cidr, CIDR_MSG))
+    if node.spec.podCIDRs and node.spec.podCIDR and node.spec.podCIDRs[0] != node.spec.podCIDR:
+        errs.append(invalid("spec.podCIDRs[0]", node.spec.podCIDRs[0],
+                            "must match spec.podCIDR"))
+    if old is not None and old.spec.podCIDR and node.spec.podCIDR != old.spec.podCIDR:
+        errs.append(forbidden("spec.podCIDR", "node updates may not change podCIDR except "
+                                              "from \"\" to valid"))
     return errs
 
 

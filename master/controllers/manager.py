@@ -11,12 +11,14 @@ import asyncio
 import logging
 
 from kubelite.client import AsyncClient
+from kubelite.objects.netconf import NetConf
 from master.controllers.base import Controller
 from master.controllers.cronjob import CronJobController
 from master.controllers.daemonset import DaemonSetController
 from master.controllers.deployment import DeploymentController
 from master.controllers.gc import GarbageCollector
 from master.controllers.job import JobController
+from master.controllers.nodeipam import NodeIPAMController
 from master.controllers.replicaset import REPLICATIONCONTROLLER, ReplicaSetController
 from master.controllers.statefulset import StatefulSetController
 from master.controllers.volume import LOCAL_PATH_ROOT, PersistentVolumeController
@@ -25,8 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def controllers(client: AsyncClient, *, job_backoff: float = 10.0,
-                local_path_root: str = LOCAL_PATH_ROOT) -> list[Controller]:
-    return [
+                local_path_root: str = LOCAL_PATH_ROOT, network: NetConf | None = None,
+                node_cidr_mask_size: int = 24) -> list[Controller]:
+    ipam = [NodeIPAMController(client, network, mask_size=node_cidr_mask_size)] \
+        if network is not None else []
+    return [*ipam,
         ReplicaSetController(client),
         ReplicaSetController(client, REPLICATIONCONTROLLER),
         DeploymentController(client),
@@ -40,11 +45,13 @@ def controllers(client: AsyncClient, *, job_backoff: float = 10.0,
 
 
 async def run(client: AsyncClient, *, job_backoff: float = 10.0,
-              local_path_root: str = LOCAL_PATH_ROOT) -> None:
+              local_path_root: str = LOCAL_PATH_ROOT, network: NetConf | None = None,
+              node_cidr_mask_size: int = 24) -> None:
     """Run every controller; if one fails, stop the others (leadership is then lost)."""
     tasks = [asyncio.create_task(c.run(), name=f"controller-{c.name}")
              for c in controllers(client, job_backoff=job_backoff,
-                                  local_path_root=local_path_root)]
+                                  local_path_root=local_path_root, network=network,
+                                  node_cidr_mask_size=node_cidr_mask_size)]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for t in done:
