@@ -1,5 +1,5 @@
-"""kubelite-node: the node agent (the kubelet half; the network and proxy
-halves land with their issues).
+"""kubelite-node: the node agent (the kubelet and the pod network; the
+Service proxy lands with its issue).
 
     kubelite-node --server 127.0.0.1:6443 --node-name node-1 [--node-ip 10.0.0.11]
 
@@ -14,7 +14,13 @@ halves land with their issues).
 - on start, adopts the containers it left running (by their labels) and
   removes those of pods that no longer exist;
 - serves logs/exec on its own gRPC port for the master to proxy to, and
-  reports usage (NodeMetrics/PodMetrics) for the HPA and `kubelite top`.
+  reports usage (NodeMetrics/PodMetrics) for the HPA and `kubelite top`;
+- with `--pod-network kubelite` (the default) wires pods into the cluster's
+  pod network (node/network/): an address from the Node's pod CIDR on the
+  bridge cni0, routes to the other nodes (host-gw or vxlan, as the cluster's
+  kube-system/kubelite-network ConfigMap says), masquerade to the outside,
+  hostPorts. `--pod-network docker:<network>` leaves pods on a Docker network
+  instead (no cross-node pod network; for hosts the agent must not re-plumb).
 """
 
 from __future__ import annotations
@@ -43,9 +49,10 @@ from master.apiserver.strategy import now_rfc3339
 from master.events import EventRecorder
 from master.informers import Informer
 from node.kubelet.pods import NodeContext, PodWorker
-from node.kubelet.runtime import Runtime
+from node.kubelet.runtime import SANDBOX, Runtime
 from node.kubelet.server import NodeAgentService
 from node.metrics import MetricsReporter
+from node.network.pod_network import PodNetwork
 from node.stats import StatsCollector
 
 log = logging.getLogger("kubelite-node")
@@ -74,8 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--node-labels", default="", help="comma-separated key=value labels")
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--pause-image", default="kubelite/pause:latest")
-    p.add_argument("--pod-network", default="bridge",
-                   help="Docker network for pod sandboxes (default %(default)s)")
+    p.add_argument("--pod-network", default="kubelite",
+                   help="`kubelite` (cni0, veths, routes to the other nodes) or "
+                   "`docker:<network>` (default %(default)s)")
     p.add_argument("--restart-backoff", type=float, default=10.0,
                    help="first container restart back-off in seconds (default %(default)s)")
     p.add_argument("--max-restart-backoff", type=float, default=300.0)
@@ -131,10 +139,17 @@ class Agent:
         self.root = Path(args.root_dir or f"/var/lib/kubelite/{self.name}")
         self.runtime = Runtime(self.name, pause_image=args.pause_image)
         self.recorder = EventRecorder(client, "kubelet", host=self.name)
+        mode = args.pod_network
+        if mode != "kubelite" and not mode.startswith("docker:"):
+            raise SystemExit(f"kubelite-node: --pod-network: {mode!r} is neither `kubelite` "
+                             "nor `docker:<network>`")
+        self.network = PodNetwork(client, self.name, self.ip, self.root) \
+            if mode == "kubelite" else None
         self.ctx = NodeContext(self.name, self.ip, self.root, self.runtime, client,
                                self.recorder, initial_backoff=args.restart_backoff,
                                max_backoff=args.max_restart_backoff,
-                               pod_network=args.pod_network)
+                               pod_network="none" if self.network else mode.split(":", 1)[1],
+                               network=self.network)
         self.workers: dict[str, PodWorker] = {}
         self.pods = Informer(client, "pods", field_selector=f"spec.nodeName={self.name}",
                              on_add=self._pod_changed, on_update=lambda _o, n:
@@ -168,6 +183,10 @@ class Agent:
              "kubelet has sufficient PID available"),
             ("Ready", True, "KubeletReady", "kubelet is posting ready status"),
         ]
+        if self.network is not None and not self.network.ready.is_set():
+            conds[-1] = ("Ready", False, "KubeletNotReady",
+                         "container runtime network not ready: NetworkReady=false "
+                         f"reason:NetworkPluginNotReady message:{self.network.error}")
         for type_, value, reason, message in conds:
             c = status.conditions.add(type=type_, status="True" if value else "False",
                                       reason=reason, message=message)
@@ -229,6 +248,10 @@ class Agent:
     async def _write_status(self, node: Any, status: Any, *, force: bool = False) -> None:
         """Write the Node status when it changed (or is old), keeping transition times."""
         old = {c.type: c for c in node.status.conditions}
+        ours = {c.type for c in status.conditions}
+        for c in node.status.conditions:  # others' (NetworkUnavailable: the pod network's)
+            if c.type not in ours:
+                status.conditions.add().CopyFrom(c)
         for c in status.conditions:
             prior = old.get(c.type)
             if prior is not None and prior.status == c.status:
@@ -327,6 +350,8 @@ class Agent:
         server = await self._serve()
         if self.args.metrics_interval > 0:
             tasks.append(asyncio.create_task(self._metrics(), name="metrics"))
+        if self.network is not None:
+            tasks.append(asyncio.create_task(self._network(), name="network"))
         await self.pods.synced.wait()
         live = {p.metadata.uid: p for p in self.pods.items()}
         await self._remove_orphans(live)
@@ -338,6 +363,46 @@ class Agent:
                 t.cancel()
             if server is not None:
                 await server.stop(grace=1)
+
+    async def _network(self) -> None:
+        """Start the pod network (retrying while it cannot), then keep it right."""
+        net = self.network
+        assert net is not None
+        while True:
+            try:
+                await net.start()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - said on the Node, retried
+                net.error = str(e)
+                log.error("pod network: %s", e)
+                with contextlib.suppress(Exception):
+                    await net.set_condition(True, "NetworkPluginNotReady", str(e))
+                await asyncio.sleep(10)
+        with contextlib.suppress(Exception):  # Ready now: say so without waiting a beat
+            node = await self.client.get("nodes", self.name)
+            await self._write_status(node, await asyncio.to_thread(self._node_status),
+                                     force=True)
+        for w in list(self.workers.values()):
+            w.wake.set()
+        await asyncio.gather(net.run(), self._network_gc())
+
+    async def _network_gc(self) -> None:
+        """Every minute, free what sandboxes that are gone left behind."""
+        async def live() -> set[str]:
+            containers = await asyncio.to_thread(self.runtime.list)
+            return {c.id for c in containers if c.container == SANDBOX and c.running}
+
+        assert self.network is not None
+        while True:
+            try:
+                await self.network.gc(live)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - next round
+                log.warning("pod network gc: %s", e)
+            await asyncio.sleep(60)
 
     async def _serve(self) -> Any:
         def lookup(namespace: str, name: str) -> Any:

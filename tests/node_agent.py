@@ -77,7 +77,10 @@ def run_node(master: str, *extra: str, name: str = "") -> Iterator[NodeAgent]:
     args = [sys.executable, "-m", "node.agent", "--server", master, "--node-name", name,
             "--port", str(port), "--address", "127.0.0.1", "--node-ip", "127.0.0.1",
             "--root-dir", str(tmp / "root"), "--restart-backoff", "1",
-            "--max-restart-backoff", "4", *extra]
+            "--max-restart-backoff", "4",
+            # on this machine's own network namespace: pods on Docker's bridge, so the
+            # test never re-plumbs the host (the pod network's tests use kubelite-up)
+            *([] if "--pod-network" in extra else ["--pod-network", "docker:bridge"]), *extra]
     agent = NodeAgent(name, port, tmp / "root", tmp / "agent.log", _spawn(args, tmp / "agent.log"),
                       args)
     try:

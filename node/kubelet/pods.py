@@ -24,7 +24,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubelite.api import pod_pb2
 from kubelite.client import APIStatusError, AsyncClient
@@ -35,6 +35,9 @@ from node.kubelet import env as envmod
 from node.kubelet import volumes
 from node.kubelet.probes import ProbeWorker, run_handler
 from node.kubelet.runtime import SANDBOX, ContainerInfo, Runtime, RuntimeError_, container_name
+
+if TYPE_CHECKING:
+    from node.network.pod_network import PodNetwork
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,9 @@ class NodeContext:
     initial_backoff: float = 10.0
     max_backoff: float = 300.0
     resync: float = 1.0
-    pod_network: str = "bridge"  # Docker network of the sandboxes ("none": the CNI issue)
+    pod_network: str = "bridge"  # Docker network of the sandboxes ("none" with `network`)
     dns: list[str] = field(default_factory=list)
+    network: PodNetwork | None = None  # kubelite's pod network (cni0, veths, IPAM)
 
 
 def _latest(runs: list[ContainerInfo]) -> ContainerInfo | None:
@@ -107,6 +111,7 @@ class PodWorker:
         self.image_failures: dict[str, tuple[int, float]] = {}
         self.last_status = b""
         self.sandbox_ip = ""
+        self._said_network = False
         self.task: asyncio.Task[None] | None = None
 
     # ---- driving --------------------------------------------------------------
@@ -195,9 +200,23 @@ class PodWorker:
     async def _ensure_sandbox(self, runs: dict[str, list[ContainerInfo]]) -> ContainerInfo | None:
         rt = self.ctx.runtime
         sandbox = _latest(runs.get(SANDBOX, []))
+        net = self.ctx.network if not self.pod.spec.hostNetwork else None
+        if net is not None and not net.ready.is_set():
+            if not self._said_network:
+                self._said_network = True
+                self._event("Warning", "NetworkNotReady",
+                            f"network is not ready: {net.error or 'starting'}")
+            self._wake_later(1.0)
+            return None
         if sandbox is not None and sandbox.running:
-            self.sandbox_ip = sandbox.ip
-            return sandbox
+            if net is None:
+                self.sandbox_ip = sandbox.ip if not self.pod.spec.hostNetwork else \
+                    self.ctx.node_ip
+                return sandbox
+            self.sandbox_ip = await net.adopt(sandbox.id, self.pod)
+            if self.sandbox_ip:
+                return sandbox
+            # Running without an address: the agent stopped half-way. Start afresh.
         attempt = 0
         if sandbox is not None:
             attempt = sandbox.attempt + 1
@@ -208,12 +227,13 @@ class PodWorker:
                     if name != SANDBOX and r.running:
                         await self._rt(rt.stop, r.id, 0)
             for r in runs.get(SANDBOX, []):
+                await self._teardown_network(r)
                 await self._rt(rt.remove, r.id)
         pod = self.pod
         host_network = pod.spec.hostNetwork
         ports = []
         bindings: dict[str, Any] = {}
-        if not host_network:
+        if not host_network and net is None:  # (kubelite's network: hostports.py)
             for c in pod.spec.containers:
                 for p in c.ports:
                     if p.hostPort:
@@ -241,14 +261,32 @@ class PodWorker:
                         f"Failed to create pod sandbox: {e.message}")
             return None
         info = await self._rt(rt.inspect, cid)
-        if info is not None:
+        if info is not None and net is not None:
+            try:
+                self.sandbox_ip = await net.setup_pod(info.id, info.pid, pod)
+            except Exception as e:  # noqa: BLE001 - reported, retried on the next sync
+                self._event("Warning", "FailedCreatePodSandBox",
+                            f"Failed to create pod sandbox: network: {e}")
+                await self._rt(rt.stop, cid, 0)
+                await self._teardown_network(info)
+                await self._rt(rt.remove, cid)
+                return None
+        elif info is not None:
             self.sandbox_ip = info.ip if not host_network else self.ctx.node_ip
         return info  # type: ignore[no-any-return]
+
+    async def _teardown_network(self, sandbox: ContainerInfo) -> None:
+        if self.ctx.network is not None and not self.pod.spec.hostNetwork:
+            try:
+                await self.ctx.network.teardown_pod(sandbox.id)
+            except Exception as e:  # noqa: BLE001 - the agent's gc releases it later
+                log.warning("pod %s: network teardown: %s", self.key, e)
 
     async def _stop_sandbox(self, runs: dict[str, list[ContainerInfo]]) -> None:
         for r in runs.get(SANDBOX, []):
             if r.running:
                 await self._rt(self.ctx.runtime.stop, r.id, 0)
+                await self._teardown_network(r)
 
     # ---- init and app containers -------------------------------------------------
 
@@ -475,6 +513,7 @@ class PodWorker:
         await asyncio.gather(*kills)
         for r in runs.get(SANDBOX, []):
             await self._rt(rt.stop, r.id, 0)
+            await self._teardown_network(r)
         for rs in runs.values():
             for r in rs:
                 await self._rt(rt.remove, r.id)

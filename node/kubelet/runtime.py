@@ -70,6 +70,7 @@ class ContainerInfo:
     image_id: str
     labels: dict[str, str]
     ip: str = ""
+    pid: int = 0  # of its main process, while it runs
 
     @property
     def running(self) -> bool:
@@ -124,7 +125,7 @@ class Runtime:
             finished_at=docker_time(state.get("FinishedAt", "")),
             oom_killed=bool(state.get("OOMKilled")), error=state.get("Error", "") or "",
             image=c["Config"].get("Image", ""), image_id=c.get("Image", ""),
-            labels=labels, ip=ip)
+            labels=labels, ip=ip, pid=int(state.get("Pid", 0) or 0))
 
     def list(self, pod_uid: str = "") -> list[ContainerInfo]:
         """Every container of this node (of one pod when pod_uid is given), any state."""
