@@ -1,18 +1,22 @@
 """kubelite-up / kubelite-down: a local cluster on this machine.
 
-    kubelite-up      start etcd, a master and --nodes node agents (default 1)
+    kubelite-up      start etcd, a master and --nodes node agents (default 2)
                      in the background (idempotent: what runs is kept, what
-                     died is restarted), write the client config, print how
-                     to use the CLI
+                     died is restarted, a half-built network is completed),
+                     write the client config, print how to use the CLI
     kubelite-down    stop them, remove their containers and everything
-                     kubelite-up created
+                     kubelite-up created (namespaces, links, bridge, chains)
 
 State lives in one directory (default <repo>/.local-cluster, or
 $KUBELITE_LOCAL_DIR): etcd data, logs, pid files, the token, each node's
-state. The cluster's etcd listens on 127.0.0.1:23790 so it never collides
-with a system etcd on 2379. The node agents (node-1, node-2, ...) share this
-machine's network and Docker daemon for now; each touches only containers
-labelled with its own name.
+state, network.json. The cluster's etcd listens on 127.0.0.1:23790 so it
+never collides with a system etcd on 2379. Each node agent (node-1, node-2,
+...) runs in its own network namespace (kubelite-node-1, ...) joined to the
+bridge kl0 (10.240.0.1/24) as 10.240.0.11, .12, ... (kubelite/localnet.py),
+with its own routes, iptables and pod network (--network-backend vxlan or
+host-gw); the master listens on 127.0.0.1 and on the bridge. The agents
+share this machine's Docker daemon; each touches only containers labelled
+with its own name.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+from kubelite import localnet
 from kubelite.client import Client, ClientConfig
 from kubelite.client.config import default_path
 
@@ -44,7 +49,12 @@ def _alive(pidfile: Path) -> int | None:
     try:
         pid = int(pidfile.read_text())
         os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rpartition(")")[2].split()[0] in ("Z", "X"):
+            return None  # dead, not yet reaped
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if not cmdline:
+            return pid  # between fork and exec: just started by us
         if str(pidfile.parent).encode() not in cmdline and b"kubelite" not in cmdline:
             return None  # the pid was reused by something else
         return pid
@@ -86,6 +96,28 @@ def up(args: argparse.Namespace) -> int:
     if not etcd:
         raise SystemExit("kubelite-up: etcd is not installed (run hack/install-deps.sh)")
     print(f"kubelite-up: local cluster in {d}")
+    net = localnet.plan(args.bridge, args.host_cidr,
+                        [f"{args.node_prefix}{i}" for i in range(1, args.nodes + 1)],
+                        args.netns_prefix)
+    old = localnet.LocalNet.load(d / "network.json")
+    if old is not None and (old.bridge, old.cidr) != (net.bridge, net.cidr):
+        raise SystemExit(f"kubelite-up: this cluster was made with --bridge {old.bridge} "
+                         f"--host-cidr {old.cidr}; run kubelite-down first to change them")
+    backend_file = d / "backend"
+    if backend_file.exists() and backend_file.read_text() != args.network_backend:
+        raise SystemExit(f"kubelite-up: this cluster runs the {backend_file.read_text()} "
+                         "backend; run kubelite-down first to change it")
+    if old is not None:  # nodes from an earlier, bigger run stay known (and removed by down)
+        known = {n.name for n in net.nodes}
+        net.nodes += [n for n in old.nodes if n.name not in known]
+    (d / "network.json").write_text(net.to_json())  # before anything exists: down finds it
+    backend_file.write_text(args.network_backend)
+    try:
+        localnet.ensure(net)
+    except localnet.LocalNetError as e:
+        raise SystemExit(f"kubelite-up: {e}") from None
+    net.nodes = [n for n in net.nodes if n.name in
+                 {f"{args.node_prefix}{i}" for i in range(1, args.nodes + 1)}]
     _spawn("etcd", [etcd, "--name", "local", "--data-dir", str(d / "etcd"),
                     "--listen-client-urls", f"http://127.0.0.1:{args.etcd_port}",
                     "--advertise-client-urls", f"http://127.0.0.1:{args.etcd_port}",
@@ -101,7 +133,10 @@ def up(args: argparse.Namespace) -> int:
     token = token_file.read_text().split(",")[0].strip()
     _spawn("master", [sys.executable, "-m", "master.main",
                       "--etcd-servers", f"http://127.0.0.1:{args.etcd_port}",
-                      "--listen", f"127.0.0.1:{args.port}", "--token-file", str(token_file)], d)
+                      "--listen", f"127.0.0.1:{args.port},{net.gateway}:{args.port}",
+                      "--token-file", str(token_file),
+                      "--cluster-cidr", args.cluster_cidr,
+                      "--network-backend", args.network_backend], d)
     _wait(args.port, "master", d)
     server = f"127.0.0.1:{args.port}"
     with Client(server=server, token=token, timeout=5) as c:
@@ -114,25 +149,25 @@ def up(args: argparse.Namespace) -> int:
                 if time.monotonic() > deadline:
                     raise SystemExit("kubelite-up: the master did not become ready") from None
                 time.sleep(0.2)
-    for i in range(1, args.nodes + 1):
-        name = f"{args.node_prefix}{i}"
-        _spawn(name, [sys.executable, "-m", "node.agent", "--server", server, "--token", token,
-                      "--node-name", name, "--node-ip", "127.0.0.1", "--address", "127.0.0.1",
-                      "--port", str(args.kubelet_port + i - 1), "--root-dir", str(d / name)], d)
+    for n in net.nodes:
+        # nsenter, not `ip netns exec`: that remounts /sys, hiding /sys/fs/cgroup (usage stats)
+        _spawn(n.name, ["nsenter", f"--net=/run/netns/{n.netns}", "--", sys.executable,
+                        "-m", "node.agent",
+                        "--server", f"{net.gateway}:{args.port}", "--token", token,
+                        "--node-name", n.name, "--node-ip", n.address, "--address", n.address,
+                        "--port", str(args.kubelet_port), "--root-dir", str(d / n.name)], d)
     with Client(server=server, token=token, timeout=5) as c:
-        deadline = time.monotonic() + 30
-        for i in range(1, args.nodes + 1):
-            name = f"{args.node_prefix}{i}"
+        deadline = time.monotonic() + 90
+        for n in net.nodes:
             while True:
-                try:
-                    c.get("nodes", name)
+                why = _node_not_ready(c, n.name)
+                if not why:
                     break
-                except Exception:  # noqa: BLE001 - still registering
-                    if not _alive(d / f"{name}.pid") or time.monotonic() > deadline:
-                        tail = (d / f"{name}.log").read_text(errors="replace")[-2000:]
-                        raise SystemExit(f"kubelite-up: {name} did not register; its log "
-                                         f"ends:\n{tail}") from None
-                    time.sleep(0.2)
+                if not _alive(d / f"{n.name}.pid") or time.monotonic() > deadline:
+                    tail = (d / f"{n.name}.log").read_text(errors="replace")[-2000:]
+                    raise SystemExit(f"kubelite-up: {n.name} is not Ready ({why}); its log "
+                                     f"ends:\n{tail}")
+                time.sleep(0.2)
     cfg = ClientConfig(servers=[server], token=token)
     (d / "config").write_text(MARKER + cfg.dump())
     user_cfg = default_path()
@@ -145,7 +180,9 @@ def up(args: argparse.Namespace) -> int:
         where = f"{d / 'config'} (export KUBELITE_CONFIG={d / 'config'}; {user_cfg} is not ours)"
     print(f"""
 kubelite is running: master at {server}, etcd at 127.0.0.1:{args.etcd_port},
-{args.nodes} node agent(s).
+{args.nodes} node agent(s) in network namespaces ({", ".join(
+    f"{n.name} {n.address}" for n in net.nodes)}) on bridge {net.bridge},
+pod network {args.cluster_cidr} ({args.network_backend}).
 Client config: {where}
 
 Try:
@@ -179,6 +216,10 @@ def down(args: argparse.Namespace) -> int:
             print(f"kubelite-down: stopped {name} (pid {pid})")
     for name in nodes:  # the agents leave pods running on purpose (a restart adopts them)
         _remove_containers(name)
+    net = localnet.LocalNet.load(d / "network.json") if d.exists() else None
+    if net is not None:
+        for what in localnet.remove(net):
+            print(f"kubelite-down: removed {what}")
     user_cfg = default_path()
     if user_cfg.exists() and user_cfg.read_text().startswith(MARKER):
         user_cfg.unlink()
@@ -186,6 +227,18 @@ def down(args: argparse.Namespace) -> int:
         shutil.rmtree(d)
         print(f"kubelite-down: removed {d}")
     return 0
+
+
+def _node_not_ready(c: Client, name: str) -> str:
+    """Why the Node is not Ready yet ("" when it is)."""
+    try:
+        node = c.get("nodes", name)
+    except Exception:  # noqa: BLE001 - still registering
+        return "not registered"
+    ready = next((x for x in node.status.conditions if x.type == "Ready"), None)
+    if ready is None:
+        return "no Ready condition"
+    return "" if ready.status == "True" else ready.message or ready.reason
 
 
 def _remove_containers(node: str) -> None:
@@ -203,11 +256,22 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=6443, help="API port (default %(default)s)")
     p.add_argument("--etcd-port", type=int, default=23790,
                    help="etcd client port (default %(default)s)")
-    p.add_argument("--nodes", type=int, default=1, help="node agents (default %(default)s)")
+    p.add_argument("--nodes", type=int, default=2, help="node agents (default %(default)s)")
     p.add_argument("--node-prefix", default="node-",
                    help="node names are <prefix>1, <prefix>2, ... (default %(default)s)")
     p.add_argument("--kubelet-port", type=int, default=10250,
-                   help="the first node agent's port (default %(default)s)")
+                   help="the node agents' port, each on its own address (default %(default)s)")
+    p.add_argument("--network-backend", default="vxlan", choices=("vxlan", "host-gw"),
+                   help="how pod traffic crosses nodes (default %(default)s)")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16",
+                   help="the pods' addresses (default %(default)s)")
+    p.add_argument("--host-cidr", default="10.240.0.0/24",
+                   help="the nodes' network: the bridge gets .1, node i gets .(10+i) "
+                   "(default %(default)s)")
+    p.add_argument("--bridge", default="kl0",
+                   help="the bridge between the nodes (default %(default)s)")
+    p.add_argument("--netns-prefix", default="kubelite-",
+                   help="node namespaces are <prefix><node> (default %(default)s)")
     return p
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from kubelite.client import Client, load_config
+from kubelite import localnet
 from tests.cluster import ROOT, free_port
+from tests.localcluster import free_host_cidr, leftovers
 from tests.node_agent import ensure_docker, node_containers, remove_node_containers, wait_for
 
 
@@ -28,9 +30,13 @@ def test_up_repairs_and_down_removes_everything(tmp_path: Path) -> None:
     prefix = f"up-{uuid.uuid4().hex[:6]}-"  # never the names of a cluster a user runs here
     node = f"{prefix}1"
     port, etcd_port, kubelet_port = free_port(), free_port(), free_port()
+    tag = uuid.uuid4().hex[:5]
+    host_cidr = free_host_cidr()
     up = [sys.executable, "-c", "from kubelite.up import main; main()",
           "--port", str(port), "--etcd-port", str(etcd_port), "--kubelet-port", str(kubelet_port),
-          "--node-prefix", prefix]
+          "--node-prefix", prefix, "--nodes", "1", "--bridge", f"klu{tag}",
+          "--netns-prefix", f"klu{tag}-", "--host-cidr", host_cidr]
+    net = localnet.plan(f"klu{tag}", host_cidr, [node], f"klu{tag}-")
     down = [sys.executable, "-c", "from kubelite.up import main_down; main_down()"]
     try:
         r = _run(up, env)
@@ -67,7 +73,11 @@ def test_up_repairs_and_down_removes_everything(tmp_path: Path) -> None:
     finally:
         r = _run(down, env)
         remove_node_containers(node)  # in case down itself failed
+        left = leftovers(net)
+        if left:
+            localnet.remove(net)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert not left, f"kubelite-down left behind: {left}"
     assert not state.exists() and not cfg.exists()
     assert not node_containers(node), "kubelite-down left containers behind"
 
