@@ -16,6 +16,8 @@ from master.controllers.cronjob import CronJobController
 from master.controllers.daemonset import DaemonSetController
 from master.controllers.deployment import DeploymentController
 from master.controllers.gc import GarbageCollector
+from master.controllers.hpa import HorizontalPodAutoscalerController
+from master.controllers.hpa import Options as HPAOptions
 from master.controllers.job import JobController
 from master.controllers.replicaset import REPLICATIONCONTROLLER, ReplicaSetController
 from master.controllers.statefulset import StatefulSetController
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def controllers(client: AsyncClient, *, job_backoff: float = 10.0,
-                local_path_root: str = LOCAL_PATH_ROOT) -> list[Controller]:
+                local_path_root: str = LOCAL_PATH_ROOT,
+                hpa: HPAOptions | None = None) -> list[Controller]:
     return [
         ReplicaSetController(client),
         ReplicaSetController(client, REPLICATIONCONTROLLER),
@@ -36,15 +39,16 @@ def controllers(client: AsyncClient, *, job_backoff: float = 10.0,
         StatefulSetController(client),
         PersistentVolumeController(client, local_path_root=local_path_root),
         DaemonSetController(client),
+        HorizontalPodAutoscalerController(client, hpa or HPAOptions()),
     ]
 
 
 async def run(client: AsyncClient, *, job_backoff: float = 10.0,
-              local_path_root: str = LOCAL_PATH_ROOT) -> None:
+              local_path_root: str = LOCAL_PATH_ROOT, hpa: HPAOptions | None = None) -> None:
     """Run every controller; if one fails, stop the others (leadership is then lost)."""
     tasks = [asyncio.create_task(c.run(), name=f"controller-{c.name}")
              for c in controllers(client, job_backoff=job_backoff,
-                                  local_path_root=local_path_root)]
+                                  local_path_root=local_path_root, hpa=hpa)]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for t in done:
