@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kubelite.api import apps_pb2, autoscaling_pb2, metrics_pb2, pod_pb2
+from kubelite.api import apps_pb2, autoscaling_pb2, core_pb2, metrics_pb2, pod_pb2
 from kubelite.client import AsyncClient, Client
 from kubelite.objects import convert, versions
 from master.controllers.hpa import HorizontalPodAutoscalerController, Options
@@ -269,3 +269,28 @@ async def test_zero_replicas_disables_scaling(ctl: Any, client: Client, namespac
     h = await sync(c, client, namespace, "web")
     assert conditions(h)["ScalingActive"][:2] == ("False", "ScalingDisabled")
     assert client.get("deployments", "web", namespace).spec.replicas == 0
+
+
+async def test_replication_controllers_replicasets_and_statefulsets(
+        ctl: Any, client: Client, namespace: str) -> None:
+    c, _ = ctl
+    targets = (("rc", "ReplicationController", "v1", core_pb2.ReplicationController,
+                {"selector": {"app": "rc"}}),
+               ("rs", "ReplicaSet", "apps/v1", apps_pb2.ReplicaSet,
+                {"selector": {"matchLabels": {"app": "rs"}}}),
+               ("sts", "StatefulSet", "apps/v1", apps_pb2.StatefulSet,
+                {"serviceName": "sts", "selector": {"matchLabels": {"app": "sts"}}}))
+    for app, kind, api, message, spec in targets:
+        tmpl = {"metadata": {"labels": {"app": app}},
+                "spec": {"containers": [{"name": "app", "image": "busybox"}]}}
+        client.create(convert.from_dict({
+            "apiVersion": api, "kind": kind, "metadata": {"name": app, "namespace": namespace},
+            "spec": {"replicas": 1, "template": tmpl, **spec}}, message))
+        running_pod(client, namespace, f"{app}-0", app, {"cpu": "100m"}, {"cpu": "100m"})
+        hpa(client, namespace, cpu_hpa(app, kind=kind, api=api))
+    for i, (app, *_) in enumerate(targets):
+        await sync(c, client, namespace, app, pods=i + 1)
+    # 100% against 50%: 2 replicas each
+    assert client.get("replicationcontrollers", "rc", namespace).spec.replicas == 2
+    assert client.get("replicasets", "rs", namespace).spec.replicas == 2
+    assert client.get("statefulsets", "sts", namespace).spec.replicas == 2
