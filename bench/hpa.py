@@ -114,7 +114,7 @@ def one_run(c: Client, server: str, args: argparse.Namespace) -> dict[str, Any]:
         except subprocess.CalledProcessError:
             pass  # the pod went meanwhile
     t1 = time.perf_counter()
-    down_steps = []
+    down_steps: list[tuple[float, int]] = []
     while replicas(c) != 1:
         r = replicas(c)
         if not down_steps or down_steps[-1][1] != r:
