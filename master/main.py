@@ -28,6 +28,7 @@ from master.apiserver.service import APIService
 from master.apiserver.storage import Storage
 from master.auth import TokenAuthInterceptor, load_tokens
 from master.controllers import manager as controller_manager
+from master.controllers.hpa import Options as HPAOptions
 from master.controllers.nodeipam import NodeIPAMController
 from master.controllers.namespace import NamespaceController, ensure_namespaces
 from master.leader import LeaderElector
@@ -67,6 +68,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="how pod traffic crosses nodes (default %(default)s)")
     p.add_argument("--vxlan-vni", type=int, default=1, help="(default %(default)s)")
     p.add_argument("--vxlan-port", type=int, default=8472, help="(default %(default)s)")
+    hpa = p.add_argument_group("horizontal pod autoscaler (kube-controller-manager's flags)")
+    hpa.add_argument("--horizontal-pod-autoscaler-sync-period", "--hpa-sync-period",
+                     dest="hpa_sync_period", type=float, default=15.0, metavar="SECONDS",
+                     help="how often each HPA is evaluated (default %(default)s)")
+    hpa.add_argument("--horizontal-pod-autoscaler-downscale-stabilization",
+                     "--hpa-downscale-stabilization", dest="hpa_downscale_stabilization",
+                     type=float, default=300.0, metavar="SECONDS",
+                     help="scale-down window where spec.behavior does not set one "
+                          "(default %(default)s)")
+    hpa.add_argument("--horizontal-pod-autoscaler-tolerance", "--hpa-tolerance",
+                     dest="hpa_tolerance", type=float, default=0.1,
+                     help="usage/target ratio deviation ignored (default %(default)s)")
+    hpa.add_argument("--horizontal-pod-autoscaler-cpu-initialization-period",
+                     dest="hpa_cpu_initialization_period", type=float, default=300.0,
+                     metavar="SECONDS", help="after a pod starts, cpu samples count only "
+                     "from a ready pod measured for a whole window (default %(default)s)")
+    hpa.add_argument("--horizontal-pod-autoscaler-initial-readiness-delay",
+                     dest="hpa_initial_readiness_delay", type=float, default=30.0,
+                     metavar="SECONDS", help="after a pod starts, readiness changes are "
+                     "taken as its initial readiness (default %(default)s)")
     p.add_argument("--identity", default="",
                    help="this master's name in leader leases (default host:port)")
     p.add_argument("--leader-elect-lease-duration", type=float, default=15.0,
@@ -76,7 +97,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--leader-elect-retry-period", type=float, default=2.0,
                    help="seconds between lease attempts (default %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.hpa_sync_period <= 0:
+        p.error("--horizontal-pod-autoscaler-sync-period must be positive")
+    for flag in ("downscale_stabilization", "tolerance", "cpu_initialization_period",
+                 "initial_readiness_delay"):
+        if getattr(args, f"hpa_{flag}") < 0:
+            p.error(f"--horizontal-pod-autoscaler-{flag.replace('_', '-')} must not be "
+                    "negative")
+    return args
+
+
+def hpa_options(args: argparse.Namespace) -> HPAOptions:
+    return HPAOptions(sync_period=args.hpa_sync_period,
+                      downscale_stabilization=args.hpa_downscale_stabilization,
+                      tolerance=args.hpa_tolerance,
+                      cpu_initialization_period=args.hpa_cpu_initialization_period,
+                      initial_readiness_delay=args.hpa_initial_readiness_delay)
 
 
 def _loopback(listen: str) -> str:
@@ -179,7 +216,8 @@ async def serve(args: argparse.Namespace) -> None:
                     lambda: controller_manager.run(api, job_backoff=args.job_backoff,
                                                    local_path_root=args.local_path_root,
                                                    network=network,
-                                                   node_cidr_mask_size=mask)),
+                                                   node_cidr_mask_size=mask,
+                                                   hpa=hpa_options(args))),
                 name="controllers"))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)

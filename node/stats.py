@@ -337,11 +337,15 @@ class StatsCollector:
             self._paths[container_id] = paths
         return paths
 
-    def _measure(self, container_id: str, now: float) -> tuple[int | None, int] | None:
+    def _measure(self, container_id: str) -> tuple[int | None, int] | None:
         paths = self._paths_of(container_id)
         if paths is None:
             return None
         usage = read_usage(paths)
+        # The time of this very reading, not of the sample's start: the Docker listing
+        # and the containers before this one take a varying while (tens to hundreds of
+        # ms on a busy host), which would otherwise skew a rate over a 1 s interval.
+        now = self._clock()
         if usage is None:  # stopped since the listing, or the cached path went stale
             self._paths.pop(container_id, None)
             return None
@@ -352,7 +356,7 @@ class StatsCollector:
         self._prev[container_id] = (usage.cpu_usage_ns, now)
         return rate, usage.memory_working_set
 
-    def _pods(self, now: float) -> list[PodUsage]:
+    def _pods(self) -> list[PodUsage]:
         pods: dict[str, PodUsage] = {}
         latest: dict[tuple[str, str], int] = {}  # (pod uid, container) -> attempt kept
         seen: set[str] = set()
@@ -366,7 +370,7 @@ class StatsCollector:
             seen.add(cid)
             pod = pods.setdefault(uid, PodUsage(uid, labels.get(LABEL_POD_NAME, ""),
                                                 labels.get(LABEL_POD_NAMESPACE, "")))
-            measured = self._measure(cid, now)
+            measured = self._measure(cid)
             if measured is None:  # still the pod's: it runs, it just has no numbers now
                 pod.unmeasured += 1
                 continue
@@ -413,8 +417,8 @@ class StatsCollector:
             now = self._clock()
             stamp = datetime.now(UTC)
             window = max(0.0, now - self._last_time)
-            pods = self._pods(now)
-            node = self._node(now)
+            pods = self._pods()
+            node = self._node(self._clock())  # likewise timed when read
             self._last_time = now
             return Sample(stamp, window, node, pods)
 

@@ -26,7 +26,7 @@ from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from kubelite.api import node_pb2 as kubelite_dot_v1_dot_node__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kubelite/v1/api.proto\x12\x0bkubelite.v1\x1a\x19google/protobuf/any.proto\x1a\x16kubelite/v1/node.proto\"F\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"?\n\nGetRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"b\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\"M\n\x0cListResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"F\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"\x8a\x01\n\x0cPatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05patch\x18\x04 \x01(\t\x12\x12\n\npatch_type\x18\x05 \x01(\t\x12\x13\n\x0bsubresource\x18\x06 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\"\xec\x01\n\rDeleteRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x1a\n\x12propagation_policy\x18\x04 \x01(\t\x12!\n\x14grace_period_seconds\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x18\n\x10precondition_uid\x18\x06 \x01(\t\x12%\n\x1dprecondition_resource_version\x18\x07 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\x42\x17\n\x15_grace_period_seconds\"6\n\x0eObjectResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\"\xa4\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\x12\x0c\n\x04name\x18\x07 \x01(\t\"Z\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"\x12\n\x10\x44iscoveryRequest\"\xbf\x01\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rsingular_name\x18\x02 \x01(\t\x12\x13\n\x0bshort_names\x18\x03 \x03(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\r\n\x05group\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x12\n\nnamespaced\x18\x07 \x01(\x08\x12\r\n\x05verbs\x18\x08 \x03(\t\x12\x0f\n\x07message\x18\t \x01(\t\x12\x14\n\x0c\x61lso_accepts\x18\n \x03(\t\"~\n\x11\x44iscoveryResponse\x12+\n\tresources\x18\x01 \x03(\x0b\x32\x18.kubelite.v1.APIResource\x12\x16\n\x0eserver_version\x18\x02 \x01(\t\x12\x12\n\ngit_commit\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t2\xd5\x05\n\x03\x41PI\x12\x41\n\x06\x43reate\x12\x1a.kubelite.v1.CreateRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12;\n\x03Get\x12\x17.kubelite.v1.GetRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12;\n\x04List\x12\x18.kubelite.v1.ListRequest\x1a\x19.kubelite.v1.ListResponse\x12\x41\n\x06Update\x12\x1a.kubelite.v1.UpdateRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12G\n\x0cUpdateStatus\x12\x1a.kubelite.v1.UpdateRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12?\n\x05Patch\x12\x19.kubelite.v1.PatchRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12\x41\n\x06\x44\x65lete\x12\x1a.kubelite.v1.DeleteRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12=\n\x05Watch\x12\x19.kubelite.v1.WatchRequest\x1a\x17.kubelite.v1.WatchEvent0\x01\x12J\n\tDiscovery\x12\x1d.kubelite.v1.DiscoveryRequest\x1a\x1e.kubelite.v1.DiscoveryResponse\x12\x39\n\x04Logs\x12\x18.kubelite.v1.LogsRequest\x1a\x15.kubelite.v1.LogChunk0\x01\x12;\n\x04\x45xec\x12\x16.kubelite.v1.ExecInput\x1a\x17.kubelite.v1.ExecOutput(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kubelite/v1/api.proto\x12\x0bkubelite.v1\x1a\x19google/protobuf/any.proto\x1a\x16kubelite/v1/node.proto\"F\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\"T\n\nGetRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bsubresource\x18\x04 \x01(\t\"b\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\"M\n\x0cListResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"m\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x13\n\x0bsubresource\x18\x03 \x01(\t\x12\x10\n\x08resource\x18\x04 \x01(\t\"\x8a\x01\n\x0cPatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05patch\x18\x04 \x01(\t\x12\x12\n\npatch_type\x18\x05 \x01(\t\x12\x13\n\x0bsubresource\x18\x06 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\"\xec\x01\n\rDeleteRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x1a\n\x12propagation_policy\x18\x04 \x01(\t\x12!\n\x14grace_period_seconds\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x18\n\x10precondition_uid\x18\x06 \x01(\t\x12%\n\x1dprecondition_resource_version\x18\x07 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\x42\x17\n\x15_grace_period_seconds\"6\n\x0eObjectResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\"\xa4\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\x12\x0c\n\x04name\x18\x07 \x01(\t\"Z\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"\x12\n\x10\x44iscoveryRequest\"\xbf\x01\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rsingular_name\x18\x02 \x01(\t\x12\x13\n\x0bshort_names\x18\x03 \x03(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\r\n\x05group\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x12\n\nnamespaced\x18\x07 \x01(\x08\x12\r\n\x05verbs\x18\x08 \x03(\t\x12\x0f\n\x07message\x18\t \x01(\t\x12\x14\n\x0c\x61lso_accepts\x18\n \x03(\t\"~\n\x11\x44iscoveryResponse\x12+\n\tresources\x18\x01 \x03(\x0b\x32\x18.kubelite.v1.APIResource\x12\x16\n\x0eserver_version\x18\x02 \x01(\t\x12\x12\n\ngit_commit\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t2\xd5\x05\n\x03\x41PI\x12\x41\n\x06\x43reate\x12\x1a.kubelite.v1.CreateRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12;\n\x03Get\x12\x17.kubelite.v1.GetRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12;\n\x04List\x12\x18.kubelite.v1.ListRequest\x1a\x19.kubelite.v1.ListResponse\x12\x41\n\x06Update\x12\x1a.kubelite.v1.UpdateRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12G\n\x0cUpdateStatus\x12\x1a.kubelite.v1.UpdateRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12?\n\x05Patch\x12\x19.kubelite.v1.PatchRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12\x41\n\x06\x44\x65lete\x12\x1a.kubelite.v1.DeleteRequest\x1a\x1b.kubelite.v1.ObjectResponse\x12=\n\x05Watch\x12\x19.kubelite.v1.WatchRequest\x1a\x17.kubelite.v1.WatchEvent0\x01\x12J\n\tDiscovery\x12\x1d.kubelite.v1.DiscoveryRequest\x1a\x1e.kubelite.v1.DiscoveryResponse\x12\x39\n\x04Logs\x12\x18.kubelite.v1.LogsRequest\x1a\x15.kubelite.v1.LogChunk0\x01\x12;\n\x04\x45xec\x12\x16.kubelite.v1.ExecInput\x1a\x17.kubelite.v1.ExecOutput(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,29 +36,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEREQUEST']._serialized_start=89
   _globals['_CREATEREQUEST']._serialized_end=159
   _globals['_GETREQUEST']._serialized_start=161
-  _globals['_GETREQUEST']._serialized_end=224
-  _globals['_LISTREQUEST']._serialized_start=226
-  _globals['_LISTREQUEST']._serialized_end=324
-  _globals['_LISTRESPONSE']._serialized_start=326
-  _globals['_LISTRESPONSE']._serialized_end=403
-  _globals['_UPDATEREQUEST']._serialized_start=405
-  _globals['_UPDATEREQUEST']._serialized_end=475
-  _globals['_PATCHREQUEST']._serialized_start=478
-  _globals['_PATCHREQUEST']._serialized_end=616
-  _globals['_DELETEREQUEST']._serialized_start=619
-  _globals['_DELETEREQUEST']._serialized_end=855
-  _globals['_OBJECTRESPONSE']._serialized_start=857
-  _globals['_OBJECTRESPONSE']._serialized_end=911
-  _globals['_WATCHREQUEST']._serialized_start=914
-  _globals['_WATCHREQUEST']._serialized_end=1078
-  _globals['_WATCHEVENT']._serialized_start=1080
-  _globals['_WATCHEVENT']._serialized_end=1170
-  _globals['_DISCOVERYREQUEST']._serialized_start=1172
-  _globals['_DISCOVERYREQUEST']._serialized_end=1190
-  _globals['_APIRESOURCE']._serialized_start=1193
-  _globals['_APIRESOURCE']._serialized_end=1384
-  _globals['_DISCOVERYRESPONSE']._serialized_start=1386
-  _globals['_DISCOVERYRESPONSE']._serialized_end=1512
-  _globals['_API']._serialized_start=1515
-  _globals['_API']._serialized_end=2240
+  _globals['_GETREQUEST']._serialized_end=245
+  _globals['_LISTREQUEST']._serialized_start=247
+  _globals['_LISTREQUEST']._serialized_end=345
+  _globals['_LISTRESPONSE']._serialized_start=347
+  _globals['_LISTRESPONSE']._serialized_end=424
+  _globals['_UPDATEREQUEST']._serialized_start=426
+  _globals['_UPDATEREQUEST']._serialized_end=535
+  _globals['_PATCHREQUEST']._serialized_start=538
+  _globals['_PATCHREQUEST']._serialized_end=676
+  _globals['_DELETEREQUEST']._serialized_start=679
+  _globals['_DELETEREQUEST']._serialized_end=915
+  _globals['_OBJECTRESPONSE']._serialized_start=917
+  _globals['_OBJECTRESPONSE']._serialized_end=971
+  _globals['_WATCHREQUEST']._serialized_start=974
+  _globals['_WATCHREQUEST']._serialized_end=1138
+  _globals['_WATCHEVENT']._serialized_start=1140
+  _globals['_WATCHEVENT']._serialized_end=1230
+  _globals['_DISCOVERYREQUEST']._serialized_start=1232
+  _globals['_DISCOVERYREQUEST']._serialized_end=1250
+  _globals['_APIRESOURCE']._serialized_start=1253
+  _globals['_APIRESOURCE']._serialized_end=1444
+  _globals['_DISCOVERYRESPONSE']._serialized_start=1446
+  _globals['_DISCOVERYRESPONSE']._serialized_end=1572
+  _globals['_API']._serialized_start=1575
+  _globals['_API']._serialized_end=2300
 # @@protoc_insertion_point(module_scope)

@@ -13,6 +13,7 @@ import sys
 from kubelite.cli import cmd_apply, cmd_delete, cmd_describe, cmd_edit, cmd_get, cmd_info
 from kubelite.cli import cmd_exec, cmd_label, cmd_logs, cmd_node
 from kubelite.cli import cmd_top
+from kubelite.cli import cmd_autoscale
 from kubelite.cli import cmd_rollout
 from kubelite.cli import cmd_scale
 from kubelite.cli import cmd_set
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_exec.add_parser(sub)
     cmd_rollout.add_parsers(sub)
     cmd_scale.add_parser(sub)
+    cmd_autoscale.add_parser(sub)
     cmd_set.add_parsers(sub)
     cmd_rolling_update.add_parser(sub)
     return p

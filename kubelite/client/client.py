@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2
 
-from kubelite.api import api_pb2, api_pb2_grpc, node_pb2, pod_pb2
+from kubelite.api import api_pb2, api_pb2_grpc, autoscaling_pb2, node_pb2, pod_pb2
 from kubelite.client.config import ClientConfig
 from kubelite.client.errors import APIStatusError
 from kubelite.objects import kinds
@@ -34,6 +34,10 @@ def _pack(obj: Any) -> any_pb2.Any:
 
 
 def unpack(a: any_pb2.Any) -> Any:
+    if a.TypeName() == autoscaling_pb2.Scale.DESCRIPTOR.full_name:  # not a stored kind
+        scale = autoscaling_pb2.Scale()
+        a.Unpack(scale)
+        return scale
     kind = kinds.by_message(a.TypeName())
     obj = kind.message()
     a.Unpack(obj)
@@ -216,6 +220,18 @@ class Client:
         req = api_pb2.GetRequest(resource=_resource(resource), namespace=namespace, name=name)
         return unpack(self._call("Get", req).object)
 
+    def get_scale(self, resource: str, name: str, namespace: str = "") -> Any:
+        """The autoscaling/v1 Scale of a Deployment, ReplicaSet, RC or StatefulSet."""
+        req = api_pb2.GetRequest(resource=_resource(resource), namespace=namespace, name=name,
+                                 subresource="scale")
+        return unpack(self._call("Get", req).object)
+
+    def update_scale(self, resource: str, scale: Any, *, dry_run: bool = False) -> Any:
+        """Write scale.spec.replicas (compare-and-swap when it has a resourceVersion)."""
+        req = api_pb2.UpdateRequest(object=_pack(scale), dry_run=dry_run, subresource="scale",
+                                    resource=_resource(resource))
+        return unpack(self._call("Update", req).object)
+
     def list(self, resource: str, namespace: str = "", *, label_selector: str = "",
              field_selector: str = "") -> tuple[list[Any], str]:
         req = api_pb2.ListRequest(resource=_resource(resource), namespace=namespace,
@@ -362,6 +378,16 @@ class AsyncClient:
     async def get(self, resource: str, name: str, namespace: str = "") -> Any:
         req = api_pb2.GetRequest(resource=_resource(resource), namespace=namespace, name=name)
         return unpack((await self._call("Get", req)).object)
+
+    async def get_scale(self, resource: str, name: str, namespace: str = "") -> Any:
+        req = api_pb2.GetRequest(resource=_resource(resource), namespace=namespace, name=name,
+                                 subresource="scale")
+        return unpack((await self._call("Get", req)).object)
+
+    async def update_scale(self, resource: str, scale: Any, *, dry_run: bool = False) -> Any:
+        req = api_pb2.UpdateRequest(object=_pack(scale), dry_run=dry_run, subresource="scale",
+                                    resource=_resource(resource))
+        return unpack((await self._call("Update", req)).object)
 
     async def list(self, resource: str, namespace: str = "", *, label_selector: str = "",
                    field_selector: str = "") -> tuple[list[Any], str]:

@@ -321,13 +321,16 @@ def _hpa(hpa: Any) -> None:
         m.resource.target.averageUtilization = 80
     if s.HasField("behavior"):
         # Kubernetes fills the unset parts of a given behavior with the default rules:
-        # up: +4 pods or +100% per 15s, no window; down: -100% per 15s after 300s.
+        # up: +4 pods or +100% per 15s, no window; down: -100% per 15s. The scale-down
+        # window stays unset, as in Kubernetes: the HPA controller then uses its own
+        # default (--hpa-downscale-stabilization, 300s).
         _scaling_rules(s.behavior.scaleUp, 0, [("Pods", 4, 15), ("Percent", 100, 15)])
-        _scaling_rules(s.behavior.scaleDown, 300, [("Percent", 100, 15)])
+        _scaling_rules(s.behavior.scaleDown, None, [("Percent", 100, 15)])
 
 
-def _scaling_rules(rules: Any, window: int, policies: list[tuple[str, int, int]]) -> None:
-    if not rules.HasField("stabilizationWindowSeconds"):
+def _scaling_rules(rules: Any, window: int | None,
+                   policies: list[tuple[str, int, int]]) -> None:
+    if window is not None and not rules.HasField("stabilizationWindowSeconds"):
         rules.stabilizationWindowSeconds = window
     if not rules.HasField("selectPolicy"):
         rules.selectPolicy = "Max"

@@ -55,6 +55,8 @@ def _hpa_v1_to_v2(obj: dict[str, Any]) -> None:
         if target is not None:
             if not _is_int(target):
                 errs.append(invalid(f"spec.{_CPU_TARGET}", target, "must be an integer"))
+            elif target < 1:  # named as the v1 field, not the v2 one it becomes
+                errs.append(invalid(f"spec.{_CPU_TARGET}", target, "must be greater than 0"))
             else:
                 spec["metrics"] = [_cpu_metric("target", {"type": "Utilization",
                                                           "averageUtilization": target})]

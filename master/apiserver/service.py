@@ -4,6 +4,8 @@ Objects arrive as google.protobuf.Any; the Any's type name picks the kind.
 Create also takes the two pod subresources that are not stored kinds: a
 kubelite.v1.Binding (pods/binding) and a kubelite.v1.Eviction
 (pods/eviction); both answer with the affected Pod.
+Get and Update with subresource "scale" read and write a workload's
+autoscaling/v1 Scale (master/apiserver/scale.py).
 Logs and Exec (pods/log, pods/exec) are proxied to the node agent running the
 pod (see master/apiserver/proxy.py).
 ApiError becomes a gRPC status with the Kubernetes reason in trailing
@@ -22,9 +24,9 @@ import grpc
 from google.protobuf import any_pb2
 
 import kubelite
-from kubelite.api import api_pb2, api_pb2_grpc, node_pb2, pod_pb2
+from kubelite.api import api_pb2, api_pb2_grpc, autoscaling_pb2, node_pb2, pod_pb2
 from kubelite.objects import kinds
-from master.apiserver import errors, proxy
+from master.apiserver import errors, proxy, scale
 from master.apiserver.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,13 @@ class APIService(api_pb2_grpc.APIServicer):
 
     @_unary
     async def Get(self, request: Any, context: Any) -> api_pb2.ObjectResponse:
-        obj = await self.registry.get(_kind(request.resource), request.namespace, request.name)
+        kind = _kind(request.resource)
+        if request.subresource == "scale":
+            obj = await scale.get_scale(self.registry, kind, request.namespace, request.name)
+        elif request.subresource:
+            raise errors.bad_request(f"unsupported subresource {request.subresource!r}")
+        else:
+            obj = await self.registry.get(kind, request.namespace, request.name)
         return api_pb2.ObjectResponse(object=_pack(obj))
 
     @_unary
@@ -128,7 +136,14 @@ class APIService(api_pb2_grpc.APIServicer):
 
     @_unary
     async def Update(self, request: Any, context: Any) -> api_pb2.ObjectResponse:
-        obj = await self.registry.update(_unpack(request.object), dry_run=request.dry_run)
+        if request.subresource == "scale":
+            body = _unpack_as(request.object, autoscaling_pb2.Scale)
+            obj = await scale.update_scale(self.registry, _kind(request.resource), body,
+                                           dry_run=request.dry_run)
+        elif request.subresource:
+            raise errors.bad_request(f"unsupported subresource {request.subresource!r}")
+        else:
+            obj = await self.registry.update(_unpack(request.object), dry_run=request.dry_run)
         return api_pb2.ObjectResponse(object=_pack(obj))
 
     @_unary

@@ -17,6 +17,8 @@ from master.controllers.cronjob import CronJobController
 from master.controllers.daemonset import DaemonSetController
 from master.controllers.deployment import DeploymentController
 from master.controllers.gc import GarbageCollector
+from master.controllers.hpa import HorizontalPodAutoscalerController
+from master.controllers.hpa import Options as HPAOptions
 from master.controllers.job import JobController
 from master.controllers.nodeipam import NodeIPAMController
 from master.controllers.replicaset import REPLICATIONCONTROLLER, ReplicaSetController
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def controllers(client: AsyncClient, *, job_backoff: float = 10.0,
                 local_path_root: str = LOCAL_PATH_ROOT, network: NetConf | None = None,
-                node_cidr_mask_size: int = 24) -> list[Controller]:
+                node_cidr_mask_size: int = 24, hpa: HPAOptions | None = None) -> list[Controller]:
     ipam = [NodeIPAMController(client, network, mask_size=node_cidr_mask_size)] \
         if network is not None else []
     return [*ipam,
@@ -41,17 +43,18 @@ def controllers(client: AsyncClient, *, job_backoff: float = 10.0,
         StatefulSetController(client),
         PersistentVolumeController(client, local_path_root=local_path_root),
         DaemonSetController(client),
+        HorizontalPodAutoscalerController(client, hpa or HPAOptions()),
     ]
 
 
 async def run(client: AsyncClient, *, job_backoff: float = 10.0,
               local_path_root: str = LOCAL_PATH_ROOT, network: NetConf | None = None,
-              node_cidr_mask_size: int = 24) -> None:
+              node_cidr_mask_size: int = 24, hpa: HPAOptions | None = None) -> None:
     """Run every controller; if one fails, stop the others (leadership is then lost)."""
     tasks = [asyncio.create_task(c.run(), name=f"controller-{c.name}")
              for c in controllers(client, job_backoff=job_backoff,
                                   local_path_root=local_path_root, network=network,
-                                  node_cidr_mask_size=node_cidr_mask_size)]
+                                  node_cidr_mask_size=node_cidr_mask_size, hpa=hpa)]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for t in done:

@@ -264,6 +264,30 @@ def test_collector_new_and_gone_containers(tmp_path: Path) -> None:
         ("p", True, 1, 0), ("q", False, 0, 1)]
 
 
+def test_a_slow_docker_listing_does_not_skew_the_rate(tmp_path: Path) -> None:
+    """A container busy on one core reads 1000m even when listing the containers takes
+    0.5 s once and no time the next: the rate is over the times the counters were read."""
+    rt, clock = FakeRuntime(), Clock()
+    col = stats.StatsCollector(rt, "n1", str(tmp_path), clock=clock, busy=lambda: 0.0)
+    v1_container(tmp_path, CID, cpu_ns=0, usage=10, inactive=0)
+    rt.api.containers_ = [{"Id": CID, "Labels": labels("n1", "p", "app")}]
+    delays = iter([0.5, 0.0])
+    listing = rt.api.containers
+
+    def slow_listing(**kw: Any) -> list[dict[str, Any]]:
+        clock.t += next(delays)
+        # the container keeps burning one core while Docker answers
+        write(tmp_path / "cpuacct/docker" / CID / "cpuacct.usage",
+              str(int((clock.t - 100.0) * 1e9)))
+        return listing(**kw)
+
+    rt.api.containers = slow_listing  # type: ignore[method-assign]
+    col.sample()  # listing 100.0 -> 100.5, counter read at 100.5
+    clock.t = 101.0
+    s = col.sample()  # counter read at 101.0: 0.5 cpu-seconds in 0.5 s
+    assert s.pods[0].containers[0].cpu_millicores == 1000
+
+
 def test_collector_overlapping_runs_keep_the_newest(tmp_path: Path) -> None:
     rt, clock = FakeRuntime(), Clock()
     col = stats.StatsCollector(rt, "n1", str(tmp_path), clock=clock, busy=lambda: 0.0)
