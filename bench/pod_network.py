@@ -100,12 +100,12 @@ def floor(mb: int, runs: int) -> tuple[float, float]:
         subprocess.run(["ip", "netns", "del", b], check=False)
 
 
-def make_pod(api: Client, name: str, node: str) -> Any:
+def make_pod(api: Client, name: str, node: str, command: str = "sleep 3600") -> Any:
     api.create(convert.from_dict({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
         "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
                  "containers": [{"name": "c", "image": IMAGE,
-                                 "command": ["sleep", "3600"]}]}}, pod_pb2.Pod))
+                                 "command": ["sh", "-c", command]}]}}, pod_pb2.Pod))
     return wait_for(lambda: (p := api.get("pods", name, "default")).status.phase == "Running"
                     and p.status.podIP and p, 60, f"{name} running")
 

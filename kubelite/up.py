@@ -155,7 +155,8 @@ def up(args: argparse.Namespace) -> int:
                         "-m", "node.agent",
                         "--server", f"{net.gateway}:{args.port}", "--token", token,
                         "--node-name", n.name, "--node-ip", n.address, "--address", n.address,
-                        "--port", str(args.kubelet_port), "--root-dir", str(d / n.name)], d)
+                        "--port", str(args.kubelet_port), "--root-dir", str(d / n.name),
+                        "--proxy-mode", args.proxy_mode], d)
     with Client(server=server, token=token, timeout=5) as c:
         deadline = time.monotonic() + 90
         for n in net.nodes:
@@ -263,6 +264,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                    help="the node agents' port, each on its own address (default %(default)s)")
     p.add_argument("--network-backend", default="vxlan", choices=("vxlan", "host-gw"),
                    help="how pod traffic crosses nodes (default %(default)s)")
+    p.add_argument("--proxy-mode", default="iptables",
+                   choices=("iptables", "ipvs", "userspace", "none"),
+                   help="the nodes' Service proxy (default %(default)s)")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
                    help="the pods' addresses (default %(default)s)")
     p.add_argument("--host-cidr", default="10.240.0.0/24",

@@ -53,6 +53,8 @@ from node.kubelet.runtime import SANDBOX, Runtime
 from node.kubelet.server import NodeAgentService
 from node.metrics import MetricsReporter
 from node.network.pod_network import PodNetwork
+from node.proxy.ipvs import available as ipvs_available
+from node.proxy.proxier import ServiceProxy, make_mode
 from node.stats import StatsCollector
 
 log = logging.getLogger("kubelite-node")
@@ -84,6 +86,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pod-network", default="kubelite",
                    help="`kubelite` (cni0, veths, routes to the other nodes) or "
                    "`docker:<network>` (default %(default)s)")
+    p.add_argument("--proxy-mode", default="",
+                   help="Service proxy: iptables, ipvs, userspace or none (default iptables "
+                   "on kubelite's pod network, none otherwise)")
+    p.add_argument("--ipvs-scheduler", default="rr",
+                   help="ipvs mode's scheduler: rr, wrr, lc, sh, ... (default %(default)s)")
+    p.add_argument("--proxy-min-sync-period", "--iptables-min-sync-period", type=float,
+                   default=1.0, dest="proxy_min_sync",
+                   help="at most one proxy sync per this many seconds (default %(default)s)")
+    p.add_argument("--proxy-sync-period", "--iptables-sync-period", type=float, default=30.0,
+                   dest="proxy_sync",
+                   help="full proxy resync every this many seconds (default %(default)s)")
     p.add_argument("--restart-backoff", type=float, default=10.0,
                    help="first container restart back-off in seconds (default %(default)s)")
     p.add_argument("--max-restart-backoff", type=float, default=300.0)
@@ -145,6 +158,18 @@ class Agent:
                              "nor `docker:<network>`")
         self.network = PodNetwork(client, self.name, self.ip, self.root) \
             if mode == "kubelite" else None
+        self.proxy_mode = args.proxy_mode or ("iptables" if self.network else "none")
+        if self.proxy_mode not in ("iptables", "ipvs", "userspace", "none"):
+            raise SystemExit(f"kubelite-node: --proxy-mode: {self.proxy_mode!r} is not one of "
+                             "iptables, ipvs, userspace, none")
+        if self.proxy_mode != "none" and self.network is None:
+            raise SystemExit("kubelite-node: --proxy-mode needs --pod-network kubelite (the "
+                             "proxy programs this node's network)")
+        if self.proxy_mode == "ipvs" and not ipvs_available():
+            raise SystemExit("kubelite-node: --proxy-mode ipvs: this kernel has no IPVS "
+                             "(/proc/net/ip_vs is missing; modprobe ip_vs ip_vs_rr ip_vs_wrr "
+                             "ip_vs_sh, or use --proxy-mode iptables)")
+        self.proxy: ServiceProxy | None = None
         self.ctx = NodeContext(self.name, self.ip, self.root, self.runtime, client,
                                self.recorder, initial_backoff=args.restart_backoff,
                                max_backoff=args.max_restart_backoff,
@@ -386,7 +411,17 @@ class Agent:
                                      force=True)
         for w in list(self.workers.values()):
             w.wake.set()
-        await asyncio.gather(net.run(), self._network_gc())
+        parts = [net.run(), self._network_gc()]
+        if self.proxy_mode != "none":
+            mode = make_mode(self.proxy_mode, node_ips=[self.ip],
+                             ipvs_scheduler=self.args.ipvs_scheduler)
+            assert net.conf is not None
+            conf = net.conf
+            self.proxy = ServiceProxy(self.client, mode, lambda: conf.network,
+                                      min_sync=self.args.proxy_min_sync,
+                                      sync_period=self.args.proxy_sync)
+            parts.append(self.proxy.run())
+        await asyncio.gather(*parts)
 
     async def _network_gc(self) -> None:
         """Every minute, free what sandboxes that are gone left behind."""

@@ -73,7 +73,8 @@ def free_host_cidr() -> str:
 
 
 @contextlib.contextmanager
-def local_cluster(backend: str = "vxlan", nodes: int = 2) -> Iterator[LocalCluster]:
+def local_cluster(backend: str = "vxlan", nodes: int = 2,
+                  extra: tuple[str, ...] = ()) -> Iterator[LocalCluster]:
     ensure_docker()
     tag = uuid.uuid4().hex[:5]
     tmp = Path(tempfile.mkdtemp(prefix=f"kubelite-local-{tag}-"))
@@ -84,7 +85,7 @@ def local_cluster(backend: str = "vxlan", nodes: int = 2) -> Iterator[LocalClust
     args = ["--port", str(free_port()), "--etcd-port", str(free_port()),
             "--nodes", str(nodes), "--node-prefix", prefix, "--bridge", bridge,
             "--netns-prefix", f"klt{tag}-", "--host-cidr", free_host_cidr(),
-            "--network-backend", backend]
+            "--network-backend", backend, *extra]
     net = localnet.plan(bridge, args[args.index("--host-cidr") + 1],
                         [f"{prefix}{i}" for i in range(1, nodes + 1)], f"klt{tag}-")
     cluster = LocalCluster(state, env, net, backend, args)

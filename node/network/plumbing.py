@@ -219,3 +219,27 @@ def set_sysctl(path: str, value: str) -> None:
             return
     with open(full, "w") as f:
         f.write(value)
+
+
+def ensure_addresses(device: str, addresses: list[str], label: str = "kubelite") -> None:
+    """Exactly `addresses` (as /32s labelled `<device>:<label>`) on `device`, made as a
+    dummy device unless it exists (`lo` for the userspace proxy); addresses of the
+    device without our label are left alone."""
+    tag = f"{device}:{label}"[:15]
+    with IPRoute() as ip:
+        idx = _index(ip, device)
+        if idx is None:
+            try:
+                ip.link("add", ifname=device, kind="dummy")
+            except NetlinkError as e:
+                raise PlumbingError(f"creating dummy device {device}: {e}") from None
+            idx = _index(ip, device)
+            ip.link("set", index=idx, state="down")  # no ARP for the Service addresses
+        have = {str(a.get("IFA_ADDRESS")) for a in ip.get_addr(index=idx, family=2)
+                if a.get("IFA_LABEL") == tag}
+        for addr in have - set(addresses):
+            with contextlib.suppress(NetlinkError):
+                ip.addr("del", index=idx, address=addr, prefixlen=32)
+        for addr in sorted(set(addresses) - have):
+            with contextlib.suppress(NetlinkError):  # EEXIST: someone else's, fine
+                ip.addr("add", index=idx, address=addr, prefixlen=32, label=tag)
