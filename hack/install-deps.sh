@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(etcd-server docker.io docker-registry iptables iproute2 util-linux busybox-static conntrack make)
+APT_PKGS=(etcd-server docker.io docker-registry iptables iproute2 util-linux busybox-static conntrack ipvsadm make)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
