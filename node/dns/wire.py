@@ -143,7 +143,7 @@ def read_name(buf: bytes, offset: int) -> tuple[Name, int]:
 def _header(buf: bytes) -> tuple[int, int, int, int, int, int]:
     if len(buf) < 12:
         raise FormatError("shorter than a DNS header")
-    return struct.unpack("!6H", buf[:12])  # type: ignore[return-value]
+    return struct.unpack("!6H", buf[:12])
 
 
 def _skip_rr(buf: bytes, offset: int) -> tuple[int, int, int, int, bytes, Name]:

@@ -11,6 +11,7 @@ pod-side resolution test is then skipped: a resolv.conf has no port).
 
 from __future__ import annotations
 
+import functools
 import socket
 import subprocess
 import time
@@ -166,7 +167,7 @@ def test_pod_resolv_conf_per_dns_policy(dns: DNS, client: Client, namespace: str
     for name, spec in POLICIES.items():
         make_pod(client, ns, name, dns.agent.name, [container("c", "exec sleep 3600")], **spec)
     for name in POLICIES:
-        wait_for(lambda n=name: running_ready(client, ns, n), 60, f"pod {name} running")
+        wait_for(functools.partial(running_ready, client, ns, name), 60, f"pod {name} running")
         cid = node_containers(dns.agent.name, pod_name=name, container_name="c")[0]
         conf = resolvconf.parse(docker_exec(cid, "cat", "/etc/resolv.conf"))
         assert (conf.nameservers, conf.searches, conf.options) == expected[name], name
