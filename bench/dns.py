@@ -10,7 +10,12 @@ a Service's A record, the headless A set, a hostname, SRV, an NXDOMAIN, and
 the same over TCP (one connection), each beside the echo of a packet of the
 same size (ratio of p50s), then sequential queries/s.
 
-    .venv/bin/python bench/dns.py [--services 1000] [--queries 2000]
+With --from-pod the DNS and the echo listen on Docker's bridge gateway and
+the client runs in a pod-like network namespace (a pause container on the
+bridge, entered with nsenter): the path a pod's query takes to its node,
+veth and bridge included (the Service DNAT of 10.96.0.10 is not in it).
+
+    .venv/bin/python bench/dns.py [--services 1000] [--queries 2000] [--from-pod]
 
 Not a test: it never fails because the machine is slow; read the ratios.
 """
@@ -42,7 +47,7 @@ ECHO = textwrap.dedent("""
         def datagram_received(self, data, addr): self.t.sendto(data, addr)
     async def main():
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", int(sys.argv[1])))
+        await loop.create_datagram_endpoint(Echo, local_addr=(sys.argv[2], int(sys.argv[1])))
         await asyncio.Event().wait()
     asyncio.run(main())
 """)
@@ -53,10 +58,10 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def udp_times(port: int, packet: bytes, n: int) -> list[float]:
+def udp_times(host: str, port: int, packet: bytes, n: int) -> list[float]:
     out = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(("127.0.0.1", port))
+        s.connect((host, port))
         s.settimeout(2)
         for _ in range(n):
             p = struct.pack("!H", secrets.randbelow(65536)) + packet[2:]
@@ -68,9 +73,9 @@ def udp_times(port: int, packet: bytes, n: int) -> list[float]:
     return out
 
 
-def tcp_times(port: int, packet: bytes, n: int) -> list[float]:
+def tcp_times(host: str, port: int, packet: bytes, n: int) -> list[float]:
     out = []
-    with socket.create_connection(("127.0.0.1", port)) as s:
+    with socket.create_connection((host, port)) as s:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for _ in range(n):
             t = time.perf_counter()
@@ -102,11 +107,25 @@ def populate(client: Client, services: int) -> None:
                      "ports": [{"name": "pg", "port": 5432}]}]}, core_pb2.Endpoints))
 
 
+def _gateway() -> str:
+    return subprocess.run(["docker", "network", "inspect", "bridge", "-f",
+                           "{{range .IPAM.Config}}{{.Gateway}}{{end}}"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--from-pod", action="store_true",
+                    help="query from a pause container's network namespace on Docker's bridge")
+    ap.add_argument("--client", nargs=3, metavar=("HOST", "DNS_PORT", "ECHO_PORT"),
+                    help=argparse.SUPPRESS)  # the measuring half, run inside the namespace
     args = ap.parse_args()
+    if args.client:
+        run(args, args.client[0], int(args.client[1]), int(args.client[2]))
+        return
+    host = _gateway() if args.from_pod else "127.0.0.1"
     dns_port, echo_port = free_port(), free_port()
     with run_etcd() as etcd, run_master(etcd.endpoint, "--no-scheduler",
                                         "--no-controllers") as master:
@@ -116,35 +135,55 @@ def main() -> None:
             print(f"wrote {args.services + 1} Services in {time.perf_counter() - t:.1f}s")
         procs = [
             subprocess.Popen([sys.executable, "-m", "node.dns", "--server", master.address,
-                              "--dns-bind-address", "127.0.0.1", "--port", str(dns_port),
+                              "--dns-bind-address", host, "--port", str(dns_port),
                               "--dns-upstream", "none"], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            subprocess.Popen([sys.executable, "-c", ECHO, str(echo_port)]),
+            subprocess.Popen([sys.executable, "-c", ECHO, str(echo_port), host]),
         ]
+        pause = ""
         try:
-            last = f"svc-{args.services - 1}.bench.svc.cluster.local"
-            probe = encode_query(1, name_from_text(last), A)
-            deadline = time.monotonic() + 60
-            t = time.perf_counter()
-            while time.monotonic() < deadline:
-                try:
-                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                        s.settimeout(0.2)
-                        s.sendto(probe, ("127.0.0.1", dns_port))
-                        if parse_response(s.recv(4096)).answer:
-                            break
-                except OSError:
-                    time.sleep(0.1)
-            print(f"DNS serving all of them {time.perf_counter() - t:.1f}s after start "
-                  "(process start + informer sync)\n")
-            run(args, dns_port, echo_port)
+            wait_serving(host, dns_port, args.services)
+            if not args.from_pod:
+                print("client: this process, over loopback\n")
+                run(args, host, dns_port, echo_port)
+                return
+            pause = subprocess.run(["docker", "run", "-d", "--rm", "--network", "bridge",
+                                    "kubelite/pause:latest"], capture_output=True, text=True,
+                                   check=True).stdout.strip()
+            pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", pause],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+            print(f"client: in the network namespace of a pause container on the bridge, "
+                  f"to {host}\n")
+            subprocess.run(["nsenter", "-t", pid, "-n", sys.executable, __file__,
+                            "--services", str(args.services), "--queries", str(args.queries),
+                            "--client", host, str(dns_port), str(echo_port)], check=True)
         finally:
+            if pause:
+                subprocess.run(["docker", "rm", "-f", pause], capture_output=True)
             for p in procs:
                 p.terminate()
                 p.wait()
 
 
-def run(args: argparse.Namespace, dns_port: int, echo_port: int) -> None:
+def wait_serving(host: str, port: int, services: int) -> None:
+    last = f"svc-{services - 1}.bench.svc.cluster.local"
+    probe = encode_query(1, name_from_text(last), A)
+    deadline = time.monotonic() + 60
+    t = time.perf_counter()
+    while time.monotonic() < deadline:
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(0.2)
+                s.sendto(probe, (host, port))
+                if parse_response(s.recv(4096)).answer:
+                    break
+        except OSError:
+            time.sleep(0.1)
+    print(f"DNS serving all of them {time.perf_counter() - t:.1f}s after start "
+          "(process start + informer sync)")
+
+
+def run(args: argparse.Namespace, host: str, dns_port: int, echo_port: int) -> None:
     n = args.queries
     cases = [
         ("A  svc (ClusterIP)", f"svc-{args.services // 2}.bench.svc.cluster.local", A),
@@ -156,17 +195,17 @@ def run(args: argparse.Namespace, dns_port: int, echo_port: int) -> None:
     print(f"{'query':24} {'p50':>9} {'p99':>9}   {'echo p50':>9} {'echo p99':>9}  ratio p50")
     for label, name, qtype in cases:
         packet = encode_query(0, name_from_text(name), qtype)
-        udp_times(dns_port, packet, 100)  # warm up
-        dns = udp_times(dns_port, packet, n)
-        echo = udp_times(echo_port, packet, n)
+        udp_times(host, dns_port, packet, 100)  # warm up
+        dns = udp_times(host, dns_port, packet, n)
+        echo = udp_times(host, echo_port, packet, n)
         print(f"{label:24} {pct(dns, 50) * 1e6:7.0f}us {pct(dns, 99) * 1e6:7.0f}us   "
               f"{pct(echo, 50) * 1e6:7.0f}us {pct(echo, 99) * 1e6:7.0f}us  "
               f"{pct(dns, 50) / pct(echo, 50):6.2f}x")
     packet = encode_query(0, name_from_text(cases[0][1]), A)
-    tcp = tcp_times(dns_port, packet, n)
+    tcp = tcp_times(host, dns_port, packet, n)
     print(f"{'A  svc over TCP':24} {pct(tcp, 50) * 1e6:7.0f}us {pct(tcp, 99) * 1e6:7.0f}us")
     t = time.perf_counter()
-    udp_times(dns_port, packet, n)
+    udp_times(host, dns_port, packet, n)
     print(f"\nsequential: {n / (time.perf_counter() - t):.0f} queries/s from one client")
 
 

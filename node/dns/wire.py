@@ -16,6 +16,7 @@ the case the client asked with.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +55,7 @@ def name_to_text(name: Name) -> str:
 
 
 def lower(name: Name) -> Name:
-    return tuple(label.lower() for label in name)
+    return tuple(map(str.lower, name))
 
 
 @dataclass(frozen=True)
@@ -252,11 +253,18 @@ def parse_response(buf: bytes) -> Response:
 class _Writer:
     def __init__(self) -> None:
         self.buf = bytearray()
-        self.names: dict[Name, int] = {}
+        self.names: dict[Name, int] = {}  # lowercased suffix -> offset
+        self.exact: dict[Name, int] = {}  # whole names as given -> offset
 
     def name(self, name: Name, *, compress: bool = True) -> None:
+        if compress and name in self.exact:  # the same owner again (most answers)
+            self.buf += struct.pack("!H", 0xC000 | self.exact[name])
+            return
+        if name and name not in self.exact and len(self.buf) < 0x3FFF:
+            self.exact[name] = len(self.buf)
+        low = lower(name)
         for i in range(len(name)):
-            suffix = lower(name[i:])
+            suffix = low[i:]
             if compress and suffix in self.names:
                 self.buf += struct.pack("!H", 0xC000 | self.names[suffix])
                 return
@@ -276,9 +284,9 @@ class _Writer:
         self.buf += b"\0\0"
         d = rr.data
         if rr.rtype == A:
-            self.buf += ipaddress.IPv4Address(d).packed
+            self.buf += socket.inet_pton(socket.AF_INET, d)
         elif rr.rtype == AAAA:
-            self.buf += ipaddress.IPv6Address(d).packed
+            self.buf += socket.inet_pton(socket.AF_INET6, d)
         elif rr.rtype in (CNAME, PTR, NS):
             self.name(d)
         elif rr.rtype == SRV:
@@ -305,11 +313,17 @@ class Message:
     ext_rcode: int = 0          # rcode above 15 (BADVERS)
 
     def encode(self, limit: int = 65535) -> bytes:
-        """The message; past `limit` octets, only header + question with TC set
-        (RFC 2181 9: the client retries over TCP, a partial set would mislead)."""
+        """The message within `limit` octets: without the additional section
+        (glue the client can ask for) if that is enough, else only header and
+        question with TC set (RFC 2181 9: the client retries over TCP; a
+        partial answer would mislead)."""
         packet = self._encode(self.answer, self.authority, self.additional, self.flags)
         if len(packet) <= limit:
             return packet
+        if self.additional:
+            packet = self._encode(self.answer, self.authority, [], self.flags)
+            if len(packet) <= limit:
+                return packet
         return self._encode([], [], [], self.flags | TC)
 
     def _encode(self, answer: list[RR], authority: list[RR], additional: list[RR],

@@ -362,3 +362,14 @@ def test_upstream_flag() -> None:
     for bad in ("dns.example", "1.1.1.1:0", "1.1.1.1:x"):
         with pytest.raises(SystemExit, match=r"--dns-upstream: invalid server"):
             parse_servers(bad, conf, exclude=set())
+
+
+def test_glue_is_dropped_before_the_answer_is_truncated() -> None:
+    msg = Message(1, QR, Question(("a",), SRV),
+                  answer=[RR(("a",), SRV, 5, (0, 10, 80, (f"host-{i}", "b", "c")))
+                          for i in range(12)],
+                  additional=[RR((f"host-{i}", "b", "c"), A, 5, f"10.0.0.{i}")
+                              for i in range(12)])
+    assert len(msg.encode()) > 512
+    r = parse_response(msg.encode(512))
+    assert not r.flags & TC and len(r.answer) == 12 and not r.additional
