@@ -205,7 +205,9 @@ class Upstream:
         name = ".".join(query.question.name).lower()
         ips = {"example.com": "93.184.216.34", "db.example.com": "10.1.2.3"}
         msg = Message(query.id, QR | RA | RD, query.question)
-        if name in ips:
+        if name == "big.example.com":  # ignores the client's size
+            msg.answer = [RR(query.question.name, A, 60, f"10.9.0.{i}") for i in range(60)]
+        elif name in ips:
             msg.answer.append(RR(query.question.name, A, 60, ips[name]))
         else:
             msg.flags |= NXDOMAIN
@@ -292,6 +294,11 @@ async def test_external_name_cname_is_chased_upstream() -> None:
         r = parse_response(await h.answer(q("db.default.svc.cluster.local"), tcp=False))  # type: ignore[misc]
         assert [(rr.rtype, rr.data) for rr in r.answer] == [
             (CNAME, name_from_text("db.example.com")), (A, "10.1.2.3")]
+        dead = DNSHandler(Zone(), view, Forwarder([("192.0.2.1", 53)], try_timeout=0.2,
+                                                   total_timeout=0.3))
+        r = parse_response(await dead.answer(q("db.default.svc.cluster.local"),  # type: ignore[misc]
+                                             tcp=False))
+        assert r.rcode == NOERROR and [rr.rtype for rr in r.answer] == [CNAME]
         alone = handler(view=view)  # no upstream: the CNAME alone, the client follows it
         r = parse_response(run(alone, q("db.default.svc.cluster.local")))
         assert [rr.rtype for rr in r.answer] == [CNAME]
@@ -373,3 +380,54 @@ def test_glue_is_dropped_before_the_answer_is_truncated() -> None:
     assert len(msg.encode()) > 512
     r = parse_response(msg.encode(512))
     assert not r.flags & TC and len(r.answer) == 12 and not r.additional
+
+
+async def test_oversized_upstream_answer_is_truncated_for_udp() -> None:
+    async with running_upstream() as upstream:
+        h = handler([("127.0.0.1", upstream.port)])
+        udp = parse_response(await h.answer(q("big.example.com"), tcp=False))  # type: ignore[misc]
+        assert udp.flags & TC and not udp.answer and udp.id == 4242
+        tcp = parse_response(await h.answer(q("big.example.com"), tcp=True))  # type: ignore[misc]
+        assert len(tcp.answer) == 60
+
+
+async def test_forwarded_queries_beyond_the_cap_are_dropped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.dns import server as servermod
+
+    monkeypatch.setattr(servermod, "MAX_PENDING", 1)
+    h = handler([("192.0.2.1", 53)])
+    first = h.answer(q("example.com"), tcp=False)
+    assert first is not None and not isinstance(first, bytes)
+    assert h.answer(q("example.org"), tcp=False) is None  # dropped: the client retries
+    assert isinstance(h.answer(q("web.default.svc.cluster.local"), tcp=False), bytes)
+    task = asyncio.ensure_future(first)
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert h.pending == 0
+
+
+async def test_tcp_idle_connections_are_closed_and_capped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.dns import server as servermod
+
+    monkeypatch.setattr(servermod, "TCP_IDLE", 0.3)
+    monkeypatch.setattr(servermod, "MAX_TCP_CONNECTIONS", 1)
+    port = _dead_port()
+    srv = DNSServer(handler(), "127.0.0.1", port)
+    await srv.start()
+    try:
+        r1, w1 = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.sleep(0.05)
+        r2, w2 = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(r2.read(), 1) == b""   # over the cap: closed at once
+        packet = q("web.default.svc.cluster.local")
+        w1.write(struct.pack("!H", len(packet)) + packet)
+        size = struct.unpack("!H", await r1.readexactly(2))[0]
+        assert parse_response(await r1.readexactly(size)).answer
+        assert await asyncio.wait_for(r1.read(), 2) == b""   # idle: closed after TCP_IDLE
+        for w in (w1, w2):
+            w.close()
+    finally:
+        await srv.stop()
