@@ -20,7 +20,10 @@ Service proxy lands with its issue).
   bridge cni0, routes to the other nodes (host-gw or vxlan, as the cluster's
   kube-system/kubelite-network ConfigMap says), masquerade to the outside,
   hostPorts. `--pod-network docker:<network>` leaves pods on a Docker network
-  instead (no cross-node pod network; for hosts the agent must not re-plumb).
+  instead (no cross-node pod network; for hosts the agent must not re-plumb);
+- serves the cluster DNS (node/dns/) on the node's address, port 53, UDP and
+  TCP, and gives each pod the resolv.conf its dnsPolicy asks for
+  (node/kubelet/dnsconfig.py; flags in node/dns/flags.py).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from kubelite.client.config import load_config
 from master.apiserver.strategy import now_rfc3339
 from master.events import EventRecorder
 from master.informers import Informer
+from node.dns import ClusterDNS
+from node.dns import flags as dns_flags
 from node.kubelet.pods import NodeContext, PodWorker
 from node.kubelet.runtime import SANDBOX, Runtime
 from node.kubelet.server import NodeAgentService
@@ -103,7 +108,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--metrics-interval", type=float, default=10.0,
                    help="seconds between usage reports (0: none)")
     p.add_argument("-v", "--verbose", action="store_true")
-    return p.parse_args(argv)
+    dns_flags.add_flags(p)
+    args = p.parse_args(argv)
+    dns_flags.check(args)
+    return args
 
 
 def detect_ip() -> str:
@@ -175,6 +183,9 @@ class Agent:
                                max_backoff=args.max_restart_backoff,
                                pod_network="none" if self.network else mode.split(":", 1)[1],
                                network=self.network)
+        self.ctx.dns_settings = dns_flags.pod_settings(args)
+        dns_opts = dns_flags.server_options(args, self.ip)
+        self.dns = ClusterDNS(client, dns_opts) if dns_opts is not None else None
         self.workers: dict[str, PodWorker] = {}
         self.pods = Informer(client, "pods", field_selector=f"spec.nodeName={self.name}",
                              on_add=self._pod_changed, on_update=lambda _o, n:
@@ -377,6 +388,8 @@ class Agent:
             tasks.append(asyncio.create_task(self._metrics(), name="metrics"))
         if self.network is not None:
             tasks.append(asyncio.create_task(self._network(), name="network"))
+        if self.dns is not None:
+            tasks.append(asyncio.create_task(self.dns.run(), name="dns"))
         await self.pods.synced.wait()
         live = {p.metadata.uid: p for p in self.pods.items()}
         await self._remove_orphans(live)

@@ -80,7 +80,10 @@ def run_node(master: str, *extra: str, name: str = "") -> Iterator[NodeAgent]:
             "--max-restart-backoff", "4",
             # on this machine's own network namespace: pods on Docker's bridge, so the
             # test never re-plumbs the host (the pod network's tests use kubelite-up)
-            *([] if "--pod-network" in extra else ["--pod-network", "docker:bridge"]), *extra]
+            *([] if "--pod-network" in extra else ["--pod-network", "docker:bridge"]),
+            # the cluster DNS on a port of its own (several agents share 127.0.0.1)
+            *([] if "--cluster-dns-port" in extra else ["--cluster-dns-port",
+                                                         str(free_port())]), *extra]
     agent = NodeAgent(name, port, tmp / "root", tmp / "agent.log", _spawn(args, tmp / "agent.log"),
                       args)
     try:

@@ -504,6 +504,10 @@ def _dns_config(spec: Any, path: str) -> Errs:
     if len(cfg.searches) > 32:
         errs.append(invalid(f"{path}.searches", go_strings(cfg.searches),
                             "must not have more than 32 search paths"))
+    if len(" ".join(cfg.searches)) > 2048:
+        errs.append(invalid(f"{path}.searches", go_strings(cfg.searches),
+                            "must not have more than 2048 characters (including spaces) "
+                            "in the search list"))
     for i, s in enumerate(cfg.searches):
         if s != ".":
             errs += subdomain_errors(s.removesuffix("."), f"{path}.searches[{i}]")

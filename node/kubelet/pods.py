@@ -33,6 +33,7 @@ from master.apiserver.strategy import now_rfc3339
 from master.events import EventRecorder
 from node.kubelet import env as envmod
 from node.kubelet import volumes
+from node.kubelet.dnsconfig import DNSSettings, pod_dns
 from node.kubelet.probes import ProbeWorker, run_handler
 from node.kubelet.runtime import SANDBOX, ContainerInfo, Runtime, RuntimeError_, container_name
 
@@ -58,6 +59,7 @@ class NodeContext:
     pod_network: str = "bridge"  # Docker network of the sandboxes ("none" with `network`)
     dns: list[str] = field(default_factory=list)
     network: PodNetwork | None = None  # kubelite's pod network (cni0, veths, IPAM)
+    dns_settings: DNSSettings | None = None  # pods' resolv.conf per dnsPolicy (dnsconfig.py)
 
 
 def _latest(runs: list[ContainerInfo]) -> ContainerInfo | None:
@@ -245,7 +247,12 @@ class PodWorker:
             "ipc_mode": "host" if pod.spec.hostIPC else "shareable",
             "port_bindings": bindings or None,
         }
-        if self.ctx.dns and not host_network:
+        if self.ctx.dns_settings is not None:
+            dns = await self._rt(pod_dns, pod, self.ctx.dns_settings)
+            host_config.update(dns.docker())
+            for reason, message in dns.warnings:
+                self._event("Warning", reason, message)
+        elif self.ctx.dns and not host_network:
             host_config["dns"] = self.ctx.dns
         name = container_name(pod, SANDBOX, attempt)
         await self._rt(rt.remove, name)
