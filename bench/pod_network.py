@@ -49,6 +49,7 @@ def sh(*cmd: str, timeout: float = 120) -> str:
 
 
 def rtt_ms(run: Any, address: str) -> float:
+    run(f"ping -c 3 -i 0.02 -q {address}")  # warm-up: ARP and the first packet's path
     out = run(f"ping -c 50 -i 0.02 -q {address}")
     m = RTT.search(out)
     if not m:
