@@ -145,11 +145,13 @@ class Agent:
                              "nor `docker:<network>`")
         self.network = PodNetwork(client, self.name, self.ip, self.root) \
             if mode == "kubelite" else None
+        # Every Service: the containers' discovery variables read this cache.
+        self.services = Informer(client, "services")
         self.ctx = NodeContext(self.name, self.ip, self.root, self.runtime, client,
                                self.recorder, initial_backoff=args.restart_backoff,
                                max_backoff=args.max_restart_backoff,
                                pod_network="none" if self.network else mode.split(":", 1)[1],
-                               network=self.network)
+                               network=self.network, services=self.services)
         self.workers: dict[str, PodWorker] = {}
         self.pods = Informer(client, "pods", field_selector=f"spec.nodeName={self.name}",
                              on_add=self._pod_changed, on_update=lambda _o, n:
@@ -346,7 +348,8 @@ class Agent:
         self.root.mkdir(parents=True, exist_ok=True)
         await self.register()
         tasks = [asyncio.create_task(self.heartbeat(), name="heartbeat"),
-                 asyncio.create_task(self.pods.run(), name="pods")]
+                 asyncio.create_task(self.pods.run(), name="pods"),
+                 asyncio.create_task(self.services.run(), name="services")]
         server = await self._serve()
         if self.args.metrics_interval > 0:
             tasks.append(asyncio.create_task(self._metrics(), name="metrics"))
