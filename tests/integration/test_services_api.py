@@ -14,6 +14,7 @@ from kubelite.client import APIStatusError, AsyncClient, Client
 from kubelite.objects import convert
 from master.apiserver.storage import Storage
 from tests.cluster import Etcd, Master, run_master
+from tests.node_agent import wait_for
 
 IP_RECORDS = "/registry/ranges/serviceips/"
 PORT_RECORDS = "/registry/ranges/servicenodeports/"
@@ -180,6 +181,9 @@ def test_two_masters_never_hand_out_one_ip(master: Master, etcd: Etcd, namespace
                     if ipaddress.ip_address(ip) in ipaddress.ip_network("10.96.0.0/28"))
         free = 14 - taken
         assert 0 < free <= 12
+        # every master is in the `kubernetes` Endpoints (one subset per API port here)
+        ports = {int(m.address.rpartition(":")[2]) for m in (master, m1, m2)}
+        wait_for(lambda: _master_ports(m1.address) == ports, 10, "masters in endpoints")
         made = asyncio.run(_concurrent([m1.address, m2.address], namespace, free))
         ips = {s.spec.clusterIP for s in made}
         assert len(ips) == free
@@ -191,6 +195,14 @@ def test_two_masters_never_hand_out_one_ip(master: Master, etcd: Etcd, namespace
         with Client(server=m1.address) as c:
             for s in made:
                 c.delete("services", s.metadata.name, namespace)
+    # stopped masters take themselves out
+    assert _master_ports(master.address) == {int(master.address.rpartition(":")[2])}
+
+
+def _master_ports(address: str) -> set[int]:
+    with Client(server=address) as c:
+        ep = c.get("endpoints", "kubernetes", "default")
+    return {p.port for s in ep.subsets for p in s.ports}
 
 
 async def _write_raw(etcd: Etcd, key: str, value: bytes) -> None:
