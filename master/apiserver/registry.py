@@ -218,6 +218,8 @@ class Registry:
                 continue
             new.metadata.resourceVersion = str(rev)
             return new
+        if not generate:
+            raise errors.conflict(kind.resource_group, md.name, "too many concurrent allocations")
         raise errors.ApiError(errors.grpc.StatusCode.ALREADY_EXISTS, "AlreadyExists",
                               f"could not generate a unique name from {md.generateName!r}")
 

@@ -231,3 +231,17 @@ def test_repair_at_start(etcd: Etcd, namespace: str, client: Client) -> None:
     assert held[got.spec.clusterIP]["uid"] == "legacy-uid"
     assert "10.96.0.200" not in held
     assert records(etcd, PORT_RECORDS)[str(got.spec.ports[0].nodePort)]["name"] == "legacy"
+
+
+def test_type_changes_allocate_and_release(client: Client, namespace: str, etcd: Etcd) -> None:
+    e = client.create(svc("e", namespace, type="ExternalName", externalName="db.example.com"))
+    d = convert.to_dict(e)
+    d["spec"]["type"] = "ClusterIP"
+    del d["spec"]["externalName"]
+    c = client.update(convert.from_dict(d, core_pb2.Service))
+    ip = c.spec.clusterIP
+    assert ip and records(etcd)[ip]["name"] == "e"
+    d = convert.to_dict(c)
+    d["spec"]["type"], d["spec"]["externalName"] = "ExternalName", "db.example.com"
+    back = client.update(convert.from_dict(d, core_pb2.Service))
+    assert not back.spec.clusterIP and ip not in records(etcd)

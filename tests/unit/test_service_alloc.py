@@ -181,3 +181,30 @@ def test_node_port_needs() -> None:
     assert needs_node_port(svc(type="LoadBalancer"))
     assert not needs_node_port(svc(type="LoadBalancer", allocateLoadBalancerNodePorts=False))
     assert not needs_node_port(svc(type="ClusterIP"))
+
+
+# ---- master flags ----------------------------------------------------------------
+
+def test_master_flags_name_themselves() -> None:
+    from master.main import advertise_address, parse_args, service_ranges
+
+    ips, ports = service_ranges(parse_args([]))
+    assert (ips.cidr, str(ports)) == ("10.96.0.0/12", "30000-32767")
+    cases = {
+        ("--service-cluster-ip-range", "10.96.0.0/33"): "--service-cluster-ip-range: invalid",
+        ("--service-node-port-range", "32767-30000"): "--service-node-port-range: invalid",
+        ("--cluster-dns", "10.200.0.10"): "--cluster-dns: '10.200.0.10' is not an address",
+        ("--cluster-dns", "10.96.0.1"): "--cluster-dns: 10.96.0.1 is the `kubernetes`",
+    }
+    for argv, message in cases.items():
+        with pytest.raises(SystemExit) as e:
+            service_ranges(parse_args(list(argv)))
+        assert str(e.value).startswith(f"kubelite-master: {message}"), e.value
+    assert advertise_address(parse_args([]), ["127.0.0.1:6443", "10.240.0.1:6443"]) == \
+        ("10.240.0.1", 6443)
+    assert advertise_address(parse_args(["--advertise-address", "192.0.2.7"]),
+                             ["0.0.0.0:7000"]) == ("192.0.2.7", 7000)
+    with pytest.raises(SystemExit, match="--advertise-address: 'nope' is not an IP"):
+        advertise_address(parse_args(["--advertise-address", "nope"]), ["0.0.0.0:7000"])
+    host, port = advertise_address(parse_args([]), ["127.0.0.1:6443"])
+    assert port == 6443 and host  # the host's own address
