@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import socket
@@ -23,7 +24,10 @@ from kubelite.api import api_pb2_grpc
 from kubelite.client import AsyncClient
 from kubelite.objects import netconf
 from kubelite.objects.netconf import NetConf
+from master.apiserver import masterservices
+from master.apiserver.allocators import IPRange, PortRange
 from master.apiserver.registry import IMMORTAL_NAMESPACES, Registry
+from master.apiserver.services import ServiceAllocator
 from master.apiserver.service import APIService
 from master.apiserver.storage import Storage
 from master.auth import TokenAuthInterceptor, load_tokens
@@ -68,6 +72,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="how pod traffic crosses nodes (default %(default)s)")
     p.add_argument("--vxlan-vni", type=int, default=1, help="(default %(default)s)")
     p.add_argument("--vxlan-port", type=int, default=8472, help="(default %(default)s)")
+    svc = p.add_argument_group("services (kube-apiserver's flags)")
+    svc.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
+                     help="CIDR the Services' cluster IPs come from (default %(default)s)")
+    svc.add_argument("--service-node-port-range", default="30000-32767",
+                     help="ports NodePort Services may use (default %(default)s)")
+    svc.add_argument("--advertise-address", default="",
+                     help="this master's address in the `kubernetes` Service's Endpoints "
+                          "(default: the first non-loopback --listen address, else the "
+                          "host's)")
+    svc.add_argument("--cluster-dns", default="10.96.0.10",
+                     help="cluster IP of the kube-system/kube-dns Service (default "
+                          "%(default)s)")
     hpa = p.add_argument_group("horizontal pod autoscaler (kube-controller-manager's flags)")
     hpa.add_argument("--horizontal-pod-autoscaler-sync-period", "--hpa-sync-period",
                      dest="hpa_sync_period", type=float, default=15.0, metavar="SECONDS",
@@ -114,6 +130,60 @@ def hpa_options(args: argparse.Namespace) -> HPAOptions:
                       tolerance=args.hpa_tolerance,
                       cpu_initialization_period=args.hpa_cpu_initialization_period,
                       initial_readiness_delay=args.hpa_initial_readiness_delay)
+
+
+def service_ranges(args: argparse.Namespace) -> tuple[IPRange, PortRange]:
+    """The Service ranges from the flags; a bad one stops the master, naming the flag."""
+    try:
+        ips = IPRange.parse(args.service_cluster_ip_range)
+    except ValueError as e:
+        raise SystemExit(f"kubelite-master: --service-cluster-ip-range: {e}") from None
+    try:
+        ports = PortRange.parse(args.service_node_port_range)
+    except ValueError as e:
+        raise SystemExit(f"kubelite-master: --service-node-port-range: {e}") from None
+    if not ips.contains(args.cluster_dns):
+        raise SystemExit(f"kubelite-master: --cluster-dns: {args.cluster_dns!r} is not an "
+                         f"address of --service-cluster-ip-range {ips.cidr}")
+    if args.cluster_dns == ips.first():
+        raise SystemExit(f"kubelite-master: --cluster-dns: {args.cluster_dns} is the "
+                         "`kubernetes` Service's address (the range's first)")
+    return ips, ports
+
+
+def advertise_address(args: argparse.Namespace, listens: list[str]) -> tuple[str, int]:
+    """(address, API port) this master puts in the `kubernetes` Endpoints."""
+    port = int(listens[0].rpartition(":")[2])
+    if args.advertise_address:
+        try:
+            ipaddress.ip_address(args.advertise_address)
+        except ValueError:
+            raise SystemExit(f"kubelite-master: --advertise-address: "
+                             f"{args.advertise_address!r} is not an IP address") from None
+        return args.advertise_address, port
+    for listen in listens:
+        host, _, p = listen.rpartition(":")
+        host = host.strip("[]")
+        with contextlib.suppress(ValueError):
+            addr = ipaddress.ip_address(host)
+            if not addr.is_loopback and not addr.is_unspecified:
+                return host, int(p)
+    return _host_ip(), port
+
+
+def _host_ip() -> str:
+    """The first IPv4 address of an interface that is up, other than loopback and Docker's."""
+    import psutil
+
+    stats = psutil.net_if_stats()
+    for name, addrs in psutil.net_if_addrs().items():
+        if not stats.get(name) or not stats[name].isup or \
+                name.startswith(("docker", "veth", "br-", "cni", "flannel", "kl")):
+            continue
+        for a in addrs:
+            if a.family == socket.AF_INET and not a.address.startswith("127."):
+                return str(a.address)
+    return "127.0.0.1"
 
 
 def _loopback(listen: str) -> str:
@@ -167,11 +237,20 @@ def network_config(args: argparse.Namespace) -> NetConf | None:
 async def serve(args: argparse.Namespace) -> None:
     network = network_config(args)
     mask = args.node_cidr_mask_size
+    ip_range, port_range = service_ranges(args)
+    listens = [a.strip() for a in args.listen.split(",") if a.strip()]
+    advertise = advertise_address(args, listens)
     host, port = _etcd_endpoint(args.etcd_servers)
     storage = Storage(host, port)
     await _wait_for_etcd(storage, args.etcd_connect_timeout)
-    registry = Registry(storage, bookmark_interval=args.bookmark_interval)
+    allocator = ServiceAllocator(storage, ip_range, port_range)
+    registry = Registry(storage, bookmark_interval=args.bookmark_interval, services=allocator)
     await ensure_namespaces(registry, IMMORTAL_NAMESPACES)
+    await allocator.repair()
+    await masterservices.ensure_service(
+        registry, masterservices.kubernetes_service(ip_range.first(), advertise[1]))
+    await masterservices.ensure_service(registry,
+                                        masterservices.kube_dns_service(args.cluster_dns))
 
     interceptors = []
     if args.token_file:
@@ -181,7 +260,6 @@ async def serve(args: argparse.Namespace) -> None:
         ("grpc.max_send_message_length", 64 << 20),
     ])
     api_pb2_grpc.add_APIServicer_to_server(APIService(registry), server)
-    listens = [a.strip() for a in args.listen.split(",") if a.strip()]
     for address in listens:
         if server.add_insecure_port(address) == 0:
             raise SystemExit(f"kubelite-master: cannot listen on {address}")
@@ -192,7 +270,10 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(NamespaceController(registry).run(), name="namespaces")]
+    tasks = [asyncio.create_task(NamespaceController(registry).run(), name="namespaces"),
+             asyncio.create_task(masterservices.MasterEndpoints(registry, storage,
+                                                                *advertise).run(),
+                                 name="kubernetes-endpoints")]
     client: AsyncClient | None = None
     if args.scheduler or args.controllers:
         client = AsyncClient(server=_loopback(listens[0]),

@@ -178,11 +178,13 @@ class Agent:
                              "(/proc/net/ip_vs is missing; modprobe ip_vs ip_vs_rr ip_vs_wrr "
                              "ip_vs_sh, or use --proxy-mode iptables)")
         self.proxy: ServiceProxy | None = None
+        # Every Service: the containers' discovery variables read this cache.
+        self.services = Informer(client, "services")
         self.ctx = NodeContext(self.name, self.ip, self.root, self.runtime, client,
                                self.recorder, initial_backoff=args.restart_backoff,
                                max_backoff=args.max_restart_backoff,
                                pod_network="none" if self.network else mode.split(":", 1)[1],
-                               network=self.network)
+                               network=self.network, services=self.services)
         self.ctx.dns_settings = dns_flags.pod_settings(args)
         dns_opts = dns_flags.server_options(args, self.ip)
         self.dns = ClusterDNS(client, dns_opts) if dns_opts is not None else None
@@ -382,7 +384,8 @@ class Agent:
         self.root.mkdir(parents=True, exist_ok=True)
         await self.register()
         tasks = [asyncio.create_task(self.heartbeat(), name="heartbeat"),
-                 asyncio.create_task(self.pods.run(), name="pods")]
+                 asyncio.create_task(self.pods.run(), name="pods"),
+                 asyncio.create_task(self.services.run(), name="services")]
         server = await self._serve()
         if self.args.metrics_interval > 0:
             tasks.append(asyncio.create_task(self._metrics(), name="metrics"))

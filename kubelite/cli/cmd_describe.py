@@ -48,6 +48,19 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                 ctx.print()
                 ctx.print()
             first = False
+            extra: dict[str, Any] = {}
+            if kind.kind == "Service":
+                extra["endpoints"] = _endpoints(ctx, obj)
             ctx.out.write(describer.describe(kind.kind, as_dict(obj), events,
-                                             now=datetime.now(UTC)))
+                                             now=datetime.now(UTC), **extra))
     return 1 if failed else 0
+
+
+def _endpoints(ctx: Context, svc: Any) -> dict[str, Any] | None:
+    """The Service's Endpoints (kubectl shows `<none>` when there are none)."""
+    try:
+        return as_dict(ctx.client.get("endpoints", svc.metadata.name, svc.metadata.namespace))
+    except APIStatusError as e:
+        if e.not_found:
+            return None
+        raise

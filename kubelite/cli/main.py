@@ -14,6 +14,7 @@ from kubelite.cli import cmd_apply, cmd_delete, cmd_describe, cmd_edit, cmd_get,
 from kubelite.cli import cmd_exec, cmd_label, cmd_logs, cmd_node
 from kubelite.cli import cmd_top
 from kubelite.cli import cmd_autoscale
+from kubelite.cli import cmd_expose
 from kubelite.cli import cmd_rollout
 from kubelite.cli import cmd_scale
 from kubelite.cli import cmd_set
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_rollout.add_parsers(sub)
     cmd_scale.add_parser(sub)
     cmd_autoscale.add_parser(sub)
+    cmd_expose.add_parser(sub)
     cmd_set.add_parsers(sub)
     cmd_rolling_update.add_parser(sub)
     return p

@@ -31,6 +31,7 @@ from kubelite.objects.validation_common import (
     Shown,
     config_key_errors,
     go_quote,
+    go_strings,
     is_cidr,
     is_ip,
     label_errors,
@@ -49,6 +50,8 @@ from kubelite.objects.validation_common import (
 from kubelite.objects.validation_scheduling import node_selector, taint_effect
 
 SERVICE_TYPES = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
+IP_FAMILIES = ["IPv4", "IPv6"]
+IP_FAMILY_POLICIES = ["PreferDualStack", "RequireDualStack", "SingleStack"]
 SESSION_AFFINITIES = ["ClientIP", "None"]
 TRAFFIC_POLICIES = ["Cluster", "Local"]
 ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
@@ -99,8 +102,7 @@ def validate_service(svc: Any, old: Any | None) -> Errs:
             errs.append(invalid(f"spec.externalIPs[{i}]", ip, IP_MSG))
     errs += one_of(s.type, "spec.type", SERVICE_TYPES)
     errs += _traffic_policies(s)
-    if old is not None:
-        errs += _service_update(svc, old)
+    errs += _cluster_ips(svc, old)
     return errs
 
 
@@ -175,13 +177,60 @@ def _traffic_policies(s: Any) -> Errs:
     return errs
 
 
-def _service_update(new: Any, old: Any) -> Errs:
-    # Kubernetes carries an allocated clusterIP over to an update that omits it
-    # before validating; the API server is expected to do the same.
-    if "ExternalName" in (new.spec.type, old.spec.type):
+# Kubernetes' server first fills in what a client left out (the clusterIP an
+# `apply` omits) and keeps clusterIP and clusterIPs in step
+# (master/apiserver/services.py); these are the rules after that.
+def _cluster_ips(svc: Any, old: Any | None) -> Errs:
+    """clusterIP/clusterIPs/ipFamilies rules of ValidateService(Update), Kubernetes' wording."""
+    s = svc.spec
+    errs: Errs = []
+    ips = list(s.clusterIPs)
+    if s.type == "ExternalName":
+        if ips:
+            errs.append(forbidden("spec.clusterIPs", "may not be set for ExternalName services"))
+        if s.ipFamilies:
+            errs.append(forbidden("spec.ipFamilies", "may not be set for ExternalName services"))
+        if s.HasField("ipFamilyPolicy"):
+            errs.append(forbidden("spec.ipFamilyPolicy",
+                                  "may not be set for ExternalName services"))
+        return errs
+    if s.clusterIP:  # clusterIPs left empty is filled in from it before this runs
+        if ips and ips[0] != s.clusterIP:
+            errs.append(invalid("spec.clusterIPs", go_strings(ips),
+                                "first value must match `clusterIP`"))
+    elif ips:
+        errs.append(invalid("spec.clusterIPs", go_strings(ips),
+                            "must be empty when `clusterIP` is not specified"))
+    if "None" in ips and (len(ips) > 1 or ips[0] != "None"):
+        errs.append(invalid("spec.clusterIPs", go_strings(ips),
+                            "'None' must be the first and only value"))
+    if len(ips) > 2:
+        errs.append(invalid("spec.clusterIPs", go_strings(ips), "may only hold up to 2 values"))
+    seen: set[str] = set()
+    for i, fam in enumerate(s.ipFamilies):
+        if fam not in IP_FAMILIES:
+            errs.append(unsupported(f"spec.ipFamilies[{i}]", fam, IP_FAMILIES))
+        elif fam in seen:
+            errs.append(duplicate(f"spec.ipFamilies[{i}]", fam))
+        seen.add(fam)
+    if s.HasField("ipFamilyPolicy") and s.ipFamilyPolicy not in IP_FAMILY_POLICIES:
+        errs.append(unsupported("spec.ipFamilyPolicy", s.ipFamilyPolicy, IP_FAMILY_POLICIES))
+    if old is not None and old.spec.type != "ExternalName":
+        errs += _ips_unchanged(svc, old)
+    return errs
+
+
+def _ips_unchanged(new: Any, old: Any) -> Errs:
+    before, after = list(old.spec.clusterIPs), list(new.spec.clusterIPs)
+    if before == ["None"] and after == ["None"]:
         return []
-    if old.spec.clusterIP and new.spec.clusterIP != old.spec.clusterIP:
-        return [invalid("spec.clusterIP", new.spec.clusterIP, IMMUTABLE_MSG)]
+    if before and not after:
+        return [invalid("spec.clusterIPs[0]", go_strings(after),
+                        "primary clusterIP can not be unset")]
+    for i, ip in enumerate(before[:len(after)]):
+        if ip != after[i]:
+            return [invalid(f"spec.clusterIPs[{i}]", go_strings(after),
+                            "may not change once set")]
     return []
 
 

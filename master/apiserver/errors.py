@@ -51,3 +51,8 @@ def forbidden(resource_group: str, name: str, detail: str) -> ApiError:
 
 def expired(message: str) -> ApiError:
     return ApiError(grpc.StatusCode.OUT_OF_RANGE, "Expired", message)
+
+
+def internal(detail: str) -> ApiError:
+    return ApiError(grpc.StatusCode.INTERNAL, "InternalError",
+                    f"Internal error occurred: {detail}")

@@ -34,7 +34,17 @@ from kubelite.objects.kinds import Kind
 from kubelite.objects.kinds import by_resource as kind_by_resource
 from kubelite.objects.kinds import of as kind_of
 from master.apiserver import errors, strategy
-from master.apiserver.storage import Compacted, Conflict, KeyExists, KeyNotFound, Storage
+from master.apiserver import services as service_strategy
+from master.apiserver.services import Plan, ServiceAllocator
+from master.apiserver.storage import (
+    Compacted,
+    Conflict,
+    Extra,
+    ExtraConflict,
+    KeyExists,
+    KeyNotFound,
+    Storage,
+)
 
 PREFIX = "/registry"
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -42,6 +52,7 @@ FINALIZER_ORPHAN = "orphan"
 FINALIZER_FOREGROUND = "foregroundDeletion"
 _GENERATE_RETRIES = 8
 _UPDATE_RETRIES = 16
+_PLAN_RETRIES = 16
 
 
 @dataclass(frozen=True)
@@ -74,9 +85,12 @@ def _rv(value: str) -> int:
 
 
 class Registry:
-    def __init__(self, storage: Storage, *, bookmark_interval: float = 5.0) -> None:
+    def __init__(self, storage: Storage, *, bookmark_interval: float = 5.0,
+                 services: ServiceAllocator | None = None) -> None:
         self.storage = storage
         self.bookmark_interval = bookmark_interval
+        # Services' cluster IPs and NodePorts (None: stored as given, nothing allocated).
+        self.services = services
 
     # ---- encoding -----------------------------------------------------------
 
@@ -160,6 +174,8 @@ class Registry:
 
     def _validate(self, kind: Kind, obj: Any, old: Any = None) -> None:
         errs: list[FieldError] = validation.validate(obj, old)
+        if kind.kind == "Service" and self.services is not None:
+            errs += self.services.validate(obj, old)
         if errs:
             raise errors.invalid(Invalid(errs, kind=kind.qualified,
                                          name=obj.metadata.name).message())
@@ -178,23 +194,63 @@ class Registry:
         defaults.apply(obj)
         if kind.kind == "Job":
             defaults.apply_job_selector(obj, md.uid)
+        if kind.kind == "Service":
+            service_strategy.prepare_create(obj)
         self._validate(kind, obj)
         await self._check_namespace(kind, md.namespace, md.name)
-        if dry_run:
-            return obj
-        for _ in range(_GENERATE_RETRIES):
+        for _ in range(_GENERATE_RETRIES + _PLAN_RETRIES):
+            plan = await self._plan(kind, obj, None)
+            if dry_run:
+                await self._check_requested(kind, plan)
+                return plan.obj
+            new = plan.obj
             try:
-                rev = await self.storage.create(key_for(kind, md.namespace, md.name),
-                                                self._encode(obj))
+                rev = await self.storage.create(key_for(kind, new.metadata.namespace,
+                                                        new.metadata.name),
+                                                self._encode(new), plan.extra)
+            except ExtraConflict as e:
+                self._taken(kind, plan, e.key)
+                continue  # a random pick was taken meanwhile: pick again
             except KeyExists:
                 if not generate:
                     raise errors.already_exists(kind.resource_group, md.name) from None
                 md.name = strategy.generated_name(md.generateName)
                 continue
-            md.resourceVersion = str(rev)
-            return obj
+            new.metadata.resourceVersion = str(rev)
+            return new
+        if not generate:
+            raise errors.conflict(kind.resource_group, md.name, "too many concurrent allocations")
         raise errors.ApiError(errors.grpc.StatusCode.ALREADY_EXISTS, "AlreadyExists",
                               f"could not generate a unique name from {md.generateName!r}")
+
+    # ---- allocations written with the object (Services) ------------------------
+
+    async def _plan(self, kind: Kind, obj: Any, old: Any | None) -> Plan:
+        if kind.kind != "Service" or self.services is None:
+            return Plan(obj)
+        try:
+            return await self.services.plan(obj, old)
+        except Invalid as e:
+            raise errors.invalid(Invalid(e.errors, kind=kind.qualified,
+                                         name=obj.metadata.name).message()) from None
+
+    def _taken(self, kind: Kind, plan: Plan, key: str) -> None:
+        """A record `plan` wanted exists: refuse a requested value, else return to re-plan."""
+        err = plan.requested.get(key)
+        if err is not None:
+            raise errors.invalid(Invalid([err], kind=kind.qualified,
+                                         name=plan.obj.metadata.name).message())
+
+    async def _check_requested(self, kind: Kind, plan: Plan) -> None:
+        """Dry run: what the write would have refused, without writing."""
+        for key in plan.extra.create:
+            if await self.storage.get(key) is not None:
+                self._taken(kind, plan, key)
+
+    async def _released(self, kind: Kind, old: Any) -> Extra | None:
+        if kind.kind != "Service" or self.services is None:
+            return None
+        return await self.services.release(old)
 
     # ---- update -------------------------------------------------------------
 
@@ -236,6 +292,8 @@ class Registry:
             new.apiVersion, new.kind = kind.api_version, kind.kind
             defaults.apply(new)  # first: a spec that differs only by defaults is unchanged
             strategy.prepare_for_update(new, old)
+            if kind.kind == "Service":
+                service_strategy.prepare_update(new, old)
             self._validate(kind, new, old)
         return new
 
@@ -245,20 +303,31 @@ class Registry:
         if old.metadata.deletionTimestamp and not new.metadata.finalizers and not _graceful(new):
             if not dry_run:
                 try:
-                    await self.storage.delete(key, rev)
+                    await self.storage.delete(key, rev, await self._released(kind, old))
                 except KeyNotFound:
                     raise errors.not_found(kind.resource_group, new.metadata.name) from None
+                except ExtraConflict:
+                    raise Conflict(key) from None  # a record moved under us: start over
             return new
         if self._encode(new) == self._encode(old):
             return old  # a no-op write keeps the resourceVersion, as in Kubernetes
-        if dry_run:
-            return new
-        try:
-            new_rev = await self.storage.update(key, self._encode(new), rev)
-        except KeyNotFound:
-            raise errors.not_found(kind.resource_group, new.metadata.name) from None
-        new.metadata.resourceVersion = str(new_rev)
-        return new
+        for _ in range(_PLAN_RETRIES):
+            plan = await self._plan(kind, new, old)
+            if dry_run:
+                await self._check_requested(kind, plan)
+                return plan.obj
+            try:
+                new_rev = await self.storage.update(key, self._encode(plan.obj), rev,
+                                                    plan.extra)
+            except KeyNotFound:
+                raise errors.not_found(kind.resource_group, new.metadata.name) from None
+            except ExtraConflict as e:
+                self._taken(kind, plan, e.key)
+                continue
+            plan.obj.metadata.resourceVersion = str(new_rev)
+            return plan.obj
+        raise errors.conflict(kind.resource_group, new.metadata.name,
+                              "too many concurrent allocations")
 
     # ---- patch --------------------------------------------------------------
 
@@ -332,7 +401,8 @@ class Registry:
             try:
                 if marked is None:
                     if not dry_run:
-                        await self.storage.delete(key, kv.mod_revision)
+                        await self.storage.delete(key, kv.mod_revision,
+                                                  await self._released(kind, old))
                     return old
                 if self._encode(marked) == self._encode(old):
                     return old
@@ -341,7 +411,7 @@ class Registry:
                 rev = await self.storage.update(key, self._encode(marked), kv.mod_revision)
                 marked.metadata.resourceVersion = str(rev)
                 return marked
-            except Conflict:
+            except (Conflict, ExtraConflict):
                 continue
             except KeyNotFound:
                 raise errors.not_found(kind.resource_group, name) from None

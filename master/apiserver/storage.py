@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aetcd
@@ -37,6 +37,30 @@ class KeyNotFound(StorageError):
 
 class Conflict(StorageError):
     """The key's mod_revision is not the one the writer expected."""
+
+
+class ExtraConflict(StorageError):
+    """A key of the write's Extra was not as expected (taken, or changed)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+@dataclass
+class Extra:
+    """Keys written in the same transaction as an object, so both happen or neither.
+
+    What the Service allocators use: a record per allocated IP or port is
+    created (it must not exist yet) with the Service, and deleted (it must
+    still be at the revision read) with it.
+    """
+
+    create: dict[str, bytes] = field(default_factory=dict)
+    delete: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.create or self.delete)
 
 
 class Compacted(StorageError):
@@ -115,49 +139,123 @@ class Storage:
         )
         return int(resp.header.revision)
 
-    async def create(self, key: str, value: bytes) -> int:
+    async def keys(self, prefix: str) -> list[str]:
+        """The keys under prefix (no values): what the allocators count as taken."""
+        p = prefix.encode()
+        resp = await self._kv.Range(
+            rpc.RangeRequest(key=p, range_end=prefix_end(p), keys_only=True),
+            timeout=self.timeout)
+        return [kv.key.decode() for kv in resp.kvs]
+
+    async def _txn(self, key: str, compare: Any, op: Any, extra: Extra | None) -> Any:
+        """One transaction: `op` on key under `compare`, plus `extra`'s writes under theirs.
+
+        On failure every key involved is read back so the caller learns which
+        guard failed: the object's own (KeyExists/KeyNotFound/Conflict, left to
+        the caller) or one of extra's (ExtraConflict, raised here).
+        """
+        k = key.encode()
+        compares, ops = [compare], [op]
+        reads = [rpc.RequestOp(request_range=rpc.RangeRequest(key=k))]
+        extra = extra or Extra()
+        for xk, value in extra.create.items():
+            b = xk.encode()
+            compares.append(rpc.Compare(key=b, target=rpc.Compare.CREATE,
+                                        result=rpc.Compare.EQUAL, create_revision=0))
+            ops.append(rpc.RequestOp(request_put=rpc.PutRequest(key=b, value=value)))
+            reads.append(rpc.RequestOp(request_range=rpc.RangeRequest(key=b)))
+        for xk, rev in extra.delete.items():
+            b = xk.encode()
+            compares.append(rpc.Compare(key=b, target=rpc.Compare.MOD,
+                                        result=rpc.Compare.EQUAL, mod_revision=rev))
+            ops.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=b)))
+            reads.append(rpc.RequestOp(request_range=rpc.RangeRequest(key=b)))
+        resp = await self._kv.Txn(rpc.TxnRequest(compare=compares, success=ops, failure=reads),
+                                  timeout=self.timeout)
+        if resp.succeeded or not extra:
+            return resp
+        found = [r.response_range.kvs for r in resp.responses[1:]]
+        for (xk, _), kvs in zip(extra.create.items(), found, strict=False):
+            if kvs:
+                raise ExtraConflict(xk)
+        for (xk, rev), kvs in zip(extra.delete.items(), found[len(extra.create):],
+                                  strict=False):
+            if not kvs or kvs[0].mod_revision != rev:
+                raise ExtraConflict(xk)
+        return resp  # the object's own guard failed
+
+    async def create(self, key: str, value: bytes, extra: Extra | None = None) -> int:
         """Write a new key; KeyExists if it is there. Returns the new revision."""
         k = key.encode()
-        txn = rpc.TxnRequest(
-            compare=[rpc.Compare(key=k, target=rpc.Compare.CREATE,
-                                 result=rpc.Compare.EQUAL, create_revision=0)],
-            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
-        )
-        resp = await self._kv.Txn(txn, timeout=self.timeout)
+        resp = await self._txn(
+            key, rpc.Compare(key=k, target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL,
+                             create_revision=0),
+            rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value)), extra)
         if not resp.succeeded:
             raise KeyExists(key)
         return int(resp.header.revision)
 
-    async def update(self, key: str, value: bytes, expected: int) -> int:
+    async def update(self, key: str, value: bytes, expected: int,
+                     extra: Extra | None = None) -> int:
         """Replace the value if the key's mod_revision is still `expected`."""
         k = key.encode()
-        txn = rpc.TxnRequest(
-            compare=[rpc.Compare(key=k, target=rpc.Compare.MOD,
-                                 result=rpc.Compare.EQUAL, mod_revision=expected)],
-            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))],
-            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
-        )
-        resp = await self._kv.Txn(txn, timeout=self.timeout)
+        resp = await self._txn(
+            key, rpc.Compare(key=k, target=rpc.Compare.MOD, result=rpc.Compare.EQUAL,
+                             mod_revision=expected),
+            rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value)), extra)
         if not resp.succeeded:
             if not resp.responses[0].response_range.kvs:
                 raise KeyNotFound(key)
             raise Conflict(key)
         return int(resp.header.revision)
 
-    async def delete(self, key: str, expected: int) -> int:
+    async def delete(self, key: str, expected: int, extra: Extra | None = None) -> int:
         k = key.encode()
-        txn = rpc.TxnRequest(
-            compare=[rpc.Compare(key=k, target=rpc.Compare.MOD,
-                                 result=rpc.Compare.EQUAL, mod_revision=expected)],
-            success=[rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k))],
-            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k))],
-        )
-        resp = await self._kv.Txn(txn, timeout=self.timeout)
+        resp = await self._txn(
+            key, rpc.Compare(key=k, target=rpc.Compare.MOD, result=rpc.Compare.EQUAL,
+                             mod_revision=expected),
+            rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=k)), extra)
         if not resp.succeeded:
             if not resp.responses[0].response_range.kvs:
                 raise KeyNotFound(key)
             raise Conflict(key)
         return int(resp.header.revision)
+
+    async def guarded(self, key: str, expected: int, extra: Extra) -> None:
+        """Write only `extra`, provided key is still at mod_revision `expected`."""
+        k = key.encode()
+        resp = await self._txn(
+            key, rpc.Compare(key=k, target=rpc.Compare.MOD, result=rpc.Compare.EQUAL,
+                             mod_revision=expected),
+            rpc.RequestOp(request_range=rpc.RangeRequest(key=k)), extra)
+        if not resp.succeeded:
+            if not resp.responses[0].response_range.kvs:
+                raise KeyNotFound(key)
+            raise Conflict(key)
+
+    # ---- keys that live as long as their writer (etcd leases) ------------------------
+
+    async def grant_lease(self, ttl: int) -> int:
+        resp = await self.client.leasestub.LeaseGrant(rpc.LeaseGrantRequest(TTL=ttl),
+                                                      timeout=self.timeout)
+        return int(resp.ID)
+
+    async def refresh_lease(self, lease: int) -> bool:
+        """Keep the lease alive one more TTL; False when it has already expired."""
+        async def one() -> AsyncIterator[rpc.LeaseKeepAliveRequest]:
+            yield rpc.LeaseKeepAliveRequest(ID=lease)
+
+        async for resp in self.client.leasestub.LeaseKeepAlive(one(), timeout=self.timeout):
+            return int(resp.TTL) > 0
+        return False
+
+    async def revoke_lease(self, lease: int) -> None:
+        await self.client.leasestub.LeaseRevoke(rpc.LeaseRevokeRequest(ID=lease),
+                                                timeout=self.timeout)
+
+    async def put_leased(self, key: str, value: bytes, lease: int) -> None:
+        await self._kv.Put(rpc.PutRequest(key=key.encode(), value=value, lease=lease),
+                           timeout=self.timeout)
 
     async def compact(self, revision: int) -> None:
         await self._kv.Compact(rpc.CompactionRequest(revision=revision, physical=True),

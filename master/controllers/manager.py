@@ -16,6 +16,8 @@ from master.controllers.base import Controller
 from master.controllers.cronjob import CronJobController
 from master.controllers.daemonset import DaemonSetController
 from master.controllers.deployment import DeploymentController
+from master.controllers.dnsendpoints import DNSEndpointsController
+from master.controllers.endpoints import EndpointsController
 from master.controllers.gc import GarbageCollector
 from master.controllers.hpa import HorizontalPodAutoscalerController
 from master.controllers.hpa import Options as HPAOptions
@@ -44,6 +46,8 @@ def controllers(client: AsyncClient, *, job_backoff: float = 10.0,
         PersistentVolumeController(client, local_path_root=local_path_root),
         DaemonSetController(client),
         HorizontalPodAutoscalerController(client, hpa or HPAOptions()),
+        EndpointsController(client),
+        DNSEndpointsController(client),
     ]
 
 

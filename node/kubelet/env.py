@@ -1,8 +1,9 @@
 """A container's environment, and $(VAR) expansion, as the kubelet builds them.
 
-Order and precedence follow Kubernetes: envFrom sources first (later ones
-win), then `env` entries in order; a `value` may refer to variables defined
-before it as $(NAME) ($$(NAME) escapes). command and args are expanded with
+Order and precedence follow Kubernetes: the Service variables first (see
+`service_env`), then envFrom sources (later ones win), then `env` entries in
+order; a `value` may refer to variables defined before it, Service ones
+included, as $(NAME) ($$(NAME) escapes). command and args are expanded with
 the final environment. A missing ConfigMap, Secret or key that is not
 optional is a ConfigError (status reason CreateContainerConfigError).
 """
@@ -100,9 +101,77 @@ def _data(obj: Any, resource: str) -> dict[str, str]:
     return {k: v.decode(errors="replace") for k, v in obj.data.items()}
 
 
-async def build(pod: Any, container: Any, client: AsyncClient, node_ip: str) -> dict[str, str]:
-    objects = _Objects(client, pod.metadata.namespace)
+# ---- Service discovery variables ---------------------------------------------
+
+MASTER_SERVICES = {"kubernetes"}  # from `default`, into every pod, as Kubernetes does
+
+
+def env_name(service: str) -> str:
+    """`my-svc` -> `MY_SVC` (Kubernetes' makeEnvVariableName)."""
+    return service.upper().replace("-", "_")
+
+
+def _has_ip(svc: Any) -> bool:
+    return svc.spec.clusterIP not in ("", "None")
+
+
+def visible_services(services: list[Any], namespace: str, enable_links: bool) -> list[Any]:
+    """Which Services a pod in `namespace` gets variables for (kubelet's getServiceEnvVarMap).
+
+    Those with a cluster IP (not headless, not ExternalName) in the pod's
+    namespace when enableServiceLinks is on, and `kubernetes` from `default`
+    always, unless the pod's namespace has its own of that name.
+    """
+    chosen: dict[str, Any] = {}
+    for svc in services:
+        if not _has_ip(svc) or not svc.spec.ports:
+            continue
+        name = svc.metadata.name
+        if svc.metadata.namespace == "default" and name in MASTER_SERVICES:
+            chosen.setdefault(name, svc)
+        elif svc.metadata.namespace == namespace and enable_links:
+            chosen[name] = svc
+    return [chosen[k] for k in sorted(chosen)]
+
+
+def service_env(services: list[Any]) -> dict[str, str]:
+    """The variables for these Services, as Kubernetes' envvars.FromServices:
+
+        WEB_SERVICE_HOST=10.96.4.2   WEB_SERVICE_PORT=80   WEB_SERVICE_PORT_HTTP=80
+        WEB_PORT=tcp://10.96.4.2:80  WEB_PORT_80_TCP=tcp://10.96.4.2:80
+        WEB_PORT_80_TCP_PROTO=tcp    WEB_PORT_80_TCP_PORT=80   WEB_PORT_80_TCP_ADDR=10.96.4.2
+    """
     env: dict[str, str] = {}
+    for svc in services:
+        if not _has_ip(svc) or not svc.spec.ports:
+            continue
+        prefix, ip = env_name(svc.metadata.name), svc.spec.clusterIP
+        env[f"{prefix}_SERVICE_HOST"] = ip
+        env[f"{prefix}_SERVICE_PORT"] = str(svc.spec.ports[0].port)
+        for sp in svc.spec.ports:
+            if sp.name:
+                env[f"{prefix}_SERVICE_PORT_{env_name(sp.name)}"] = str(sp.port)
+        host = f"[{ip}]" if ":" in ip else ip
+        for i, sp in enumerate(svc.spec.ports):
+            proto = (sp.protocol or "TCP").lower()
+            url = f"{proto}://{host}:{sp.port}"
+            if i == 0:
+                env[f"{prefix}_PORT"] = url
+            base = f"{prefix}_PORT_{sp.port}_{proto.upper()}"
+            env[base] = url
+            env[f"{base}_PROTO"] = proto
+            env[f"{base}_PORT"] = str(sp.port)
+            env[f"{base}_ADDR"] = ip
+    return env
+
+
+async def build(pod: Any, container: Any, client: AsyncClient, node_ip: str, *,
+                services: list[Any] | None = None) -> dict[str, str]:
+    """The container's environment; `services`: every Service the node knows of."""
+    objects = _Objects(client, pod.metadata.namespace)
+    links = not pod.spec.HasField("enableServiceLinks") or pod.spec.enableServiceLinks
+    env: dict[str, str] = service_env(
+        visible_services(services or [], pod.metadata.namespace, links))
     for src in container.envFrom:
         if src.HasField("configMapRef"):
             ref, resource = src.configMapRef, "configmaps"

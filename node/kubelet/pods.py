@@ -38,11 +38,13 @@ from node.kubelet.probes import ProbeWorker, run_handler
 from node.kubelet.runtime import SANDBOX, ContainerInfo, Runtime, RuntimeError_, container_name
 
 if TYPE_CHECKING:
+    from master.informers import Informer
     from node.network.pod_network import PodNetwork
 
 log = logging.getLogger(__name__)
 
 CPU_PERIOD = 100_000
+SERVICES_SYNC_TIMEOUT = 10.0
 
 
 @dataclass
@@ -60,6 +62,7 @@ class NodeContext:
     dns: list[str] = field(default_factory=list)
     network: PodNetwork | None = None  # kubelite's pod network (cni0, veths, IPAM)
     dns_settings: DNSSettings | None = None  # pods' resolv.conf per dnsPolicy (dnsconfig.py)
+    services: Informer | None = None  # every Service, for the containers' variables
 
 
 def _latest(runs: list[ContainerInfo]) -> ContainerInfo | None:
@@ -396,6 +399,22 @@ class PodWorker:
                                         f"{time.monotonic() - t:.3f}s")
         return True
 
+    async def _services(self) -> list[Any]:
+        """The Services as the node's cache has them now (the kubelet's service lister).
+
+        Waits for the first list, as the kubelet refuses to build variables
+        from a cache that has never been filled.
+        """
+        inf = self.ctx.services
+        if inf is None:
+            return []
+        try:
+            await asyncio.wait_for(inf.synced.wait(), SERVICES_SYNC_TIMEOUT)
+        except TimeoutError:
+            raise envmod.ConfigError("services have not yet been read at least once, "
+                                     "cannot construct envvars") from None
+        return inf.items()
+
     async def _start(self, c: Any, attempt: int, sandbox: ContainerInfo, type_: str,
                      runs: dict[str, list[ContainerInfo]]) -> None:
         rt, pod = self.ctx.runtime, self.pod
@@ -405,7 +424,8 @@ class PodWorker:
         view.CopyFrom(pod)
         view.status.podIP = self.sandbox_ip
         try:
-            env = await envmod.build(view, c, self.ctx.client, self.ctx.node_ip)
+            env = await envmod.build(view, c, self.ctx.client, self.ctx.node_ip,
+                                     services=await self._services())
         except (envmod.ConfigError, APIStatusError) as e:
             msg = str(e)
             self.waiting[c.name] = ("CreateContainerConfigError", msg)
