@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(etcd-server docker.io docker-registry iptables iproute2 util-linux busybox-static conntrack make)
 
+# The Vagrantfile's checks (tests/unit/test_vagrantfile.py): vagrant validate.
+APT_PKGS+=(vagrant vagrant-libvirt)
+
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
