@@ -164,7 +164,7 @@ install -m 0644 "$(printf '%s\n' "$rootfs"/boot/initrd.img-* | sort -V | tail -1
 if [ "$docker" = 1 ]; then
     echo "==> docker import kubelite/debian12 (for the docker provider)"
     tar -C "$rootfs" --exclude=./boot -c . | docker import \
-        -c 'CMD ["/lib/systemd/systemd"]' -c 'STOPSIGNAL SIGRTMIN+3' - kubelite/debian12 >/dev/null
+        -c 'CMD ["/lib/systemd/systemd"]' - kubelite/debian12 >/dev/null
 fi
 
 echo "==> ext4 image ($SIZE) and qcow2"
