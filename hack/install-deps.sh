@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(etcd-server docker.io docker-registry iptables iproute2 util-linux busybox-static conntrack make)
 
-# The Vagrantfile's checks (tests/unit/test_vagrantfile.py): vagrant validate.
-APT_PKGS+=(vagrant vagrant-libvirt)
+# ansible/ and the Vagrantfile: vagrant validate (tests/unit/test_vagrantfile.py),
+# systemd containers for the roles (hack/build-systemd-image.sh).
+APT_PKGS+=(vagrant vagrant-libvirt debootstrap)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
