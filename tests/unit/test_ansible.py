@@ -128,11 +128,19 @@ def test_config_tasks_write_what_kubelite_reads(tmp_path: Path) -> None:
     for host, ip in HOSTS.items():
         lines.append(f"{host} ip={ip} kubelite_config_dir={tmp_path / host / 'etc'} "
                      f"kubelite_state_dir={tmp_path / host / 'state'}")
+    # The roles ask {{ kubelite_venv }}/bin/kubelite-* --help which flags exist:
+    # point them at this checkout's code, the code the asserts below parse with.
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    for script, module in (("kubelite-master", "master.main"), ("kubelite-node", "node.agent")):
+        (venv_bin / script).write_text(
+            f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m {module} "$@"\n')
+        (venv_bin / script).chmod(0o755)
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(
         "[etcd]\n{0}\n[masters]\n{0}\n[nodes]\n{1}\n{2}\n[all:vars]\n"
         "ansible_connection=local\nansible_python_interpreter={3}\n"
-        "kubelite_venv={4}\n".format(*lines, sys.executable, Path(sys.executable).parent.parent))
+        "kubelite_venv={4}\n".format(*lines, sys.executable, tmp_path / "venv"))
     for host in HOSTS:
         (tmp_path / host / "etc").mkdir(parents=True)
     playbook = tmp_path / "config.yml"
