@@ -113,13 +113,16 @@ t_again=$(($(date +%s) - t1))
 changed=$(recap_changes "$logs/provision-2.log")
 echo "==> smoke check (log $logs/smoke.log)"
 smoke=passed
+# SMOKE_ARGS: extra ansible-playbook arguments, e.g. "--skip-tags services"
+# while Services (issue #7) have not landed; the summary repeats them.
+# shellcheck disable=SC2086
 ansible-playbook -i .vagrant/provisioners/ansible/inventory/vagrant_ansible_inventory \
-    ansible/tests/smoke.yml >"$logs/smoke.log" 2>&1 || smoke=FAILED
+    ansible/tests/smoke.yml ${SMOKE_ARGS:-} >"$logs/smoke.log" 2>&1 || smoke=FAILED
 
 cat <<EOF | tee "$logs/summary.txt"
 vagrant up + provisioning, master + $KUBELITE_NODES nodes: ${t_up}s (boot ${t_boot}s)
 second provisioning: ${t_again}s, tasks changed: $changed
-smoke check: $smoke
+smoke check: $smoke${SMOKE_ARGS:+ (with $SMOKE_ARGS)}
 logs: $logs
 EOF
 [ "$smoke" = passed ] && [ "$changed" = 0 ]
