@@ -18,6 +18,7 @@ Everything else runs as on a VM: apt, etcd from Debian's package as a
 systemd service, the venv from the wheelhouse, the units from deploy/, the
 tokens, the nodes turning Ready, a Deployment spread over both nodes.
 
+Last, `systemctl stop` of a node agent and of the master must be clean.
 Containers, their pods and the temporary files are removed afterwards.
 """
 
@@ -141,3 +142,12 @@ def test_cluster_playbook_then_rerun_then_smoke(cluster: Cluster) -> None:
     smoke = _playbook(cluster, "tests/smoke.yml", "--skip-tags", "services")
     assert smoke.returncode == 0, smoke.stdout[-8000:] + smoke.stderr[-3000:]
     assert "The pods run on two different nodes" in smoke.stdout
+
+    # `systemctl stop` sends SIGTERM: a clean stop exits 0 and leaves the unit
+    # inactive, not failed.
+    for host, unit in ((cluster.nodes[0], "kubelite-node"), (cluster.master, "kubelite-master")):
+        _docker("exec", host, "systemctl", "stop", unit)
+        show = _docker("exec", host, "systemctl", "show", unit,
+                       "-p", "ActiveState,Result,ExecMainStatus")
+        assert sorted(show.splitlines()) == [
+            "ActiveState=inactive", "ExecMainStatus=0", "Result=success"], (unit, show)
