@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(etcd-server docker.io docker-registry iptables iproute2 util-linux busybox-static conntrack ipvsadm make)
 
+# ansible/ and the Vagrantfile: vagrant validate (tests/unit/test_vagrantfile.py),
+# systemd containers for the roles (hack/build-systemd-image.sh).
+APT_PKGS+=(vagrant vagrant-libvirt debootstrap)
+
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
