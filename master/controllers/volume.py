@@ -10,15 +10,20 @@
   for that node, so a pod using the claim later is scheduled there again.
   The node agent creates the directory when it mounts it.
 - A volume whose claim is gone becomes Released; reclaimPolicy Delete then
-  deletes the volume object (the directory on the node is left in place),
-  Retain keeps it Released for an administrator.
+  deletes the volume object, Retain keeps it Released for an administrator.
+  A local-path volume's directory is removed first, on its node, by a helper
+  pod (kube-system/helper-pod-delete-<volume>, as Rancher's local-path
+  provisioner does it): the volume object goes once the helper Succeeded; if
+  it fails, the volume turns Failed with the reason (VolumeFailedDelete) and
+  stays for an administrator.
 """
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
-from kubelite.api import core_pb2
+from kubelite.api import core_pb2, pod_pb2
 from kubelite.client import APIStatusError, AsyncClient
 from kubelite.objects import quantity, selectors
 from master.apiserver.strategy import now_rfc3339
@@ -27,6 +32,10 @@ from master.informers import key_of
 
 LOCAL_PATH = "local-path"
 LOCAL_PATH_ROOT = "/var/lib/kubelite/local-path"
+PROVISIONER = "kubelite.io/local-path"
+HELPER_NAMESPACE = "kube-system"
+HELPER_VOLUME = "kubelite.io/helper-for-volume"
+HELPER_IMAGE = "kubelite/busybox:latest"
 
 
 def _request(pvc: Any) -> int:
@@ -59,9 +68,11 @@ def fits(pv: Any, pvc: Any) -> bool:
 class PersistentVolumeController(Controller):
     name = "persistentvolume"
 
-    def __init__(self, client: AsyncClient, *, local_path_root: str = LOCAL_PATH_ROOT) -> None:
+    def __init__(self, client: AsyncClient, *, local_path_root: str = LOCAL_PATH_ROOT,
+                 helper_image: str = HELPER_IMAGE) -> None:
         super().__init__(client)
         self.root = local_path_root
+        self.helper_image = helper_image
         self.claims = self.informer("persistentvolumeclaims", on_change=self._claim_changed)
         self.volumes = self.informer("persistentvolumes", on_change=self._volume_changed)
         self.pods = self.informer("pods", on_change=self._pod_changed)
@@ -78,6 +89,9 @@ class PersistentVolumeController(Controller):
             self.queue.add(f"pvc|{ref.namespace}/{ref.name}")
 
     def _pod_changed(self, pod: Any) -> None:
+        helped = pod.metadata.annotations.get(HELPER_VOLUME)
+        if helped:
+            self.queue.add("pv|" + helped)
         if not pod.spec.nodeName:
             return
         for v in pod.spec.volumes:
@@ -134,7 +148,7 @@ class PersistentVolumeController(Controller):
         md = pvc.metadata
         pv = core_pb2.PersistentVolume(apiVersion="v1", kind="PersistentVolume")
         pv.metadata.name = f"pvc-{md.uid}"
-        pv.metadata.annotations["pv.kubernetes.io/provisioned-by"] = "kubelite.io/local-path"
+        pv.metadata.annotations["pv.kubernetes.io/provisioned-by"] = PROVISIONER
         pv.spec.capacity["storage"].string = pvc.spec.resources.requests["storage"].string \
             if "storage" in pvc.spec.resources.requests else "1Gi"
         pv.spec.accessModes.extend(pvc.spec.accessModes or ["ReadWriteOnce"])
@@ -212,6 +226,9 @@ class PersistentVolumeController(Controller):
                 if not e.not_found:
                     raise
         if pv.spec.persistentVolumeReclaimPolicy == "Delete":
+            if pv.metadata.annotations.get("pv.kubernetes.io/provisioned-by") == PROVISIONER \
+                    and pv.spec.HasField("hostPath") and not await self._remove_directory(pv):
+                return  # the helper has not finished (or failed: the volume says why)
             try:
                 await self.client.delete("persistentvolumes", pv.metadata.name,
                                          precondition_uid=pv.metadata.uid)
@@ -223,3 +240,69 @@ class PersistentVolumeController(Controller):
             pv.status.phase = "Released"
             pv.status.lastPhaseTransitionTime = now_rfc3339()
             await self.client.update_status(pv)
+
+    # ---- local-path directories ------------------------------------------------
+
+    def _node_of(self, pv: Any) -> str:
+        for term in pv.spec.nodeAffinity.required.nodeSelectorTerms:
+            for e in term.matchExpressions:
+                if e.key == "kubernetes.io/hostname" and e.operator == "In" and e.values:
+                    return str(e.values[0])
+        return ""
+
+    async def _remove_directory(self, pv: Any) -> bool:
+        """True once the volume's directory is gone from its node (a helper pod)."""
+        name = f"helper-pod-delete-{pv.metadata.name}"[:63].rstrip("-")
+        helper = self.pods.get(f"{HELPER_NAMESPACE}/{name}")
+        node = self._node_of(pv)
+        if helper is None:
+            if not node:
+                return True  # not tied to a node: nothing kubelite made to clean up
+            parent, base = posixpath.split(pv.spec.hostPath.path.rstrip("/"))
+            await self._create_helper(pv, name, node, parent, base)
+            return False
+        phase = helper.status.phase
+        if phase == "Succeeded":
+            try:
+                await self.client.delete("pods", name, HELPER_NAMESPACE,
+                                         precondition_uid=helper.metadata.uid)
+            except APIStatusError as e:
+                if not e.not_found:
+                    raise
+            return True
+        if phase == "Failed" and pv.status.phase != "Failed":
+            why = next((cs.state.terminated.message or cs.state.terminated.reason
+                        for cs in helper.status.containerStatuses
+                        if cs.state.HasField("terminated")), "") or helper.status.message
+            message = (f"failed to delete {pv.spec.hostPath.path} on {node}: "
+                       f"{why or 'the helper pod failed'} (see pod {HELPER_NAMESPACE}/{name})")
+            self.recorder.event(pv, "Warning", "VolumeFailedDelete", message)
+            pv.status.phase, pv.status.message = "Failed", message
+            pv.status.reason = "VolumeFailedDelete"
+            pv.status.lastPhaseTransitionTime = now_rfc3339()
+            await self.client.update_status(pv)
+        return False
+
+    async def _create_helper(self, pv: Any, name: str, node: str, parent: str,
+                             base: str) -> None:
+        pod = pod_pb2.Pod(apiVersion="v1", kind="Pod")
+        pod.metadata.name, pod.metadata.namespace = name, HELPER_NAMESPACE
+        pod.metadata.labels["app"] = "local-path-helper"
+        pod.metadata.annotations[HELPER_VOLUME] = pv.metadata.name
+        spec = pod.spec
+        spec.nodeName = node
+        spec.restartPolicy = "Never"
+        spec.terminationGracePeriodSeconds = 0
+        spec.tolerations.add(operator="Exists")
+        c = spec.containers.add(name="helper", image=self.helper_image,
+                                imagePullPolicy="IfNotPresent")
+        c.command.extend(["rm", "-rf", f"/data/{base}"])
+        c.volumeMounts.add(name="data", mountPath="/data")
+        v = spec.volumes.add(name="data")
+        v.hostPath.path = parent
+        v.hostPath.type = "DirectoryOrCreate"
+        try:
+            await self.client.create(pod)
+        except APIStatusError as e:
+            if not e.already_exists:
+                raise

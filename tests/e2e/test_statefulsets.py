@@ -174,7 +174,7 @@ def test_rolling_update_in_reverse_with_partition(api: Client, ns: str) -> None:
 
 
 def test_local_path_volume_deleted_with_its_claim_static_volume_released(
-        api: Client, ns: str) -> None:
+        api: Client, ns: str, cluster: tuple[Master, NodeAgent, Path]) -> None:
     pv = convert.from_dict({
         "apiVersion": "v1", "kind": "PersistentVolume",
         "metadata": {"name": f"static-{ns}"},
@@ -215,4 +215,9 @@ def test_local_path_volume_deleted_with_its_claim_static_volume_released(
         except APIStatusError as e:
             return e.not_found
 
-    wait_for(volume_gone, 30, "the provisioned volume deleted")
+    directory = cluster[2] / f"{ns}_data-tmp-0"
+    assert directory.is_dir()  # the pod's data, on the node
+    wait_for(volume_gone, 60, "the provisioned volume deleted")
+    assert not directory.exists(), "a helper pod removes the directory before the volume goes"
+    helpers = api.list("pods", "kube-system", label_selector="app=local-path-helper")[0]
+    assert not [h for h in helpers if volume in h.metadata.name]
