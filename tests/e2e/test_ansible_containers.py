@@ -84,6 +84,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "[nodes]\n" + "".join(f"{n} ip={ips[n]}\n" for n in nodes) +
             "[all:vars]\nansible_connection=community.docker.docker\n"
             "common_timesync=false\n"
+            # pods on Docker's bridge (a container cannot plumb its own pod network),
+            # and so no Service proxy on that network
+            "kubelite_proxy_mode=none\n"
             """node_extra_flags={"pod-network": "docker:bridge"}\n""")
         yield Cluster(inventory, master, nodes, tmp / "dist")
     finally:
