@@ -80,6 +80,11 @@ def _translate(exc: Exception) -> errors.ApiError:
     if "Connection" in name or isinstance(exc, (ConnectionError, TimeoutError)):
         return errors.ApiError(grpc.StatusCode.UNAVAILABLE, "ServiceUnavailable",
                                f"storage unavailable: {exc}")
+    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in (
+            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return errors.ApiError(grpc.StatusCode.UNAVAILABLE, "ServiceUnavailable",
+                               "etcd is unavailable (no member reachable), retry later: "
+                               f"{exc.details()}")
     if isinstance(exc, grpc.aio.AioRpcError):  # etcd answered with an error
         return errors.ApiError(grpc.StatusCode.UNAVAILABLE, "ServiceUnavailable",
                                f"storage error: {exc.details()}")

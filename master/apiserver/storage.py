@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 import aetcd
 from aetcd import rpc
@@ -100,9 +102,45 @@ def prefix_end(prefix: bytes) -> bytes:
     return b"\0"
 
 
+def parse_endpoints(servers: str) -> list[tuple[str, int]]:
+    """`http://a:2379,http://b:2379` (scheme optional) -> [(address, port), ...]."""
+    out = []
+    for item in (s.strip() for s in servers.split(",")):
+        if not item:
+            continue
+        u = urlparse(item if "://" in item else "http://" + item)
+        if not u.hostname:
+            raise ValueError(f"invalid URL {item!r}")
+        out.append((u.hostname, u.port or 2379))
+    if not out:
+        raise ValueError("no etcd endpoint given")
+    return out
+
+
+def _channel_target(endpoints: list[tuple[str, int]]) -> tuple[str, int]:
+    """aetcd's (host, port) such that its `f"{host}:{port}"` target names every member.
+
+    Several members become gRPC's static address list
+    (`ipv4:10.0.0.1:2379,10.0.0.2:2379`) under the default pick_first policy:
+    the channel uses one member and, when that one goes away, the next call
+    reconnects to the first of the others that answers. No watch or lease
+    is tied to a member, so nothing else has to know. A static list wants
+    addresses, so names are resolved once, here.
+    """
+    if len(endpoints) == 1:
+        return endpoints[0]
+    addrs = [(socket.gethostbyname(h), p) for h, p in endpoints]
+    head = ",".join(f"{h}:{p}" for h, p in addrs[:-1])
+    return f"ipv4:{head},{addrs[-1][0]}", addrs[-1][1]
+
+
 class Storage:
-    def __init__(self, host: str = "127.0.0.1", port: int = 2379, timeout: float = 10.0) -> None:
-        self.client = aetcd.Client(host=host, port=port)
+    def __init__(self, host: str = "127.0.0.1", port: int = 2379, timeout: float = 10.0, *,
+                 endpoints: list[tuple[str, int]] | None = None) -> None:
+        """One etcd member (host, port), or every member of a cluster (`endpoints`)."""
+        self.endpoints = endpoints or [(host, port)]
+        target_host, target_port = _channel_target(self.endpoints)
+        self.client = aetcd.Client(host=target_host, port=target_port)
         self.timeout = timeout
 
     async def connect(self) -> None:
