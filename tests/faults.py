@@ -126,14 +126,18 @@ class Creators:
 
     def figures(self, fault_at: float) -> tuple[float, float]:
         """(detect, recover) after a fault at `fault_at`: to the first failed
-        call, and to the first create acknowledged after that (0, 0 when no
-        client ever noticed)."""
+        call, and to the first create acknowledged after that. When no client
+        ever saw an error, detect is 0 and recover is the longest pause
+        between two acknowledgements from the fault on (the stall it caused)."""
         with self._lock:
             if not self.first_error_at or self.first_error_at < fault_at:
-                return 0.0, 0.0
+                times = [fault_at, *sorted(t for t in self.acked_at if t > fault_at)]
+                return 0.0, max((b - a for a, b in zip(times, times[1:], strict=False)),
+                                default=0.0)
             after = [t for t in self.acked_at if t > self.first_error_at]
             return (self.first_error_at - fault_at,
                     (after[0] - fault_at) if after else float("inf"))
+
 
     def _run(self, t: int) -> None:
         with Client(ClientConfig(servers=self.servers.split(",")), timeout=5) as c:
@@ -175,3 +179,12 @@ def check_acked(c: Client, ns: str, acked: list[str]) -> tuple[int, int]:
     lost = sum(1 for name in acked if name not in have)
     damaged = sum(1 for name, cm in have.items() if cm.data.get("payload") != payload(name))
     return lost, damaged
+
+
+def etcd_member_in_use(master_pid: int, ports: list[int]) -> int:
+    """Index in `ports` of the etcd member the master's connection goes to (-1: none)."""
+    import psutil
+
+    used = {c.raddr.port for c in psutil.Process(master_pid).net_connections("tcp")
+            if c.raddr and c.status == psutil.CONN_ESTABLISHED}
+    return next((i for i, p in enumerate(ports) if p in used), -1)

@@ -1,0 +1,112 @@
+"""Faults of etcd: members of a 3-member cluster stopped under load.
+
+The master is given every member (--etcd-servers a,b,c) and uses one at a
+time; when it goes away the next call reconnects to another member. With
+one member down the clients see nothing beyond retries of UNAVAILABLE; a
+member that comes back is used again when another one fails. With quorum
+lost the API answers UNAVAILABLE with a message naming etcd, and once
+quorum is back the work resumes; nothing acknowledged is ever lost.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+
+from kubelite.client import APIStatusError, Client
+from tests.etcd_cluster import EtcdCluster, run_etcd_cluster
+from tests.faults import (Creators, RestartableMaster, check_acked, configmap,
+                          etcd_member_in_use, report)
+from tests.node_agent import wait_for
+
+
+def _in_use(m: RestartableMaster, etcd: EtcdCluster) -> int:
+    assert m.proc is not None
+    i = etcd_member_in_use(m.proc.pid, [x.client_port for x in etcd.members])
+    assert i >= 0, "the master has no connection to any etcd member"
+    return i
+
+
+def _more(creators: Creators, n: int, what: str) -> None:
+    start = creators.count()
+    wait_for(lambda: creators.count() >= start + n, 30, what)
+
+
+def test_one_of_three_members_down_under_load() -> None:
+    with run_etcd_cluster(3) as etcd:
+        m = RestartableMaster(etcd.endpoints, "--no-scheduler", "--no-controllers")
+        creators = Creators(m.address, "default", clients=20)
+        try:
+            m.start()
+            creators.start()
+            _more(creators, 100, "100 creates")
+            # kill -9 the member the master is talking to, mid-flight.
+            first = _in_use(m, etcd)
+            stopped_at = time.monotonic()
+            etcd.members[first].stop(kill=True)
+            _more(creators, 150, "150 creates with one member killed")
+            detect, recover = creators.figures(stopped_at)
+            report("etcd-member-killed", detect=detect, recover=recover, lost=0,
+                   retries=creators.retries, errors=len(creators.errors))
+            # It comes back; then the one now in use stops: the master moves on again
+            # (to the returned member or the third).
+            etcd.members[first].start()
+            time.sleep(2)  # the returned member catches up with the cluster
+            second = _in_use(m, etcd)
+            assert second != first
+            before_retries = creators.retries
+            stopped_at = time.monotonic()
+            etcd.members[second].stop()
+            _more(creators, 150, "150 creates with another member stopped")
+            detect, recover = creators.figures(stopped_at)
+            report("etcd-member-stopped", detect=detect, recover=recover, lost=0,
+                   retries=creators.retries - before_retries, errors=len(creators.errors))
+        finally:
+            creators.stop()
+        try:
+            assert not creators.errors, creators.errors[:5]
+            with Client(server=m.address, timeout=15) as c:
+                lost, damaged = check_acked(c, "default", creators.acked)
+            report("etcd-members-down-total", detect=0, recover=0, lost=lost, damaged=damaged,
+                   acked=len(creators.acked), retries=creators.retries)
+            assert (lost, damaged) == (0, 0)
+        finally:
+            m.stop()
+
+
+def test_quorum_lost_answers_unavailable_and_resumes() -> None:
+    with run_etcd_cluster(3) as etcd:
+        m = RestartableMaster(etcd.endpoints, "--no-scheduler", "--no-controllers")
+        try:
+            m.start()
+            with Client(server=m.address, timeout=20) as c:
+                c.create(configmap("default", "before"))
+                etcd.members[1].stop()
+                etcd.members[2].stop()
+                lost_at = time.monotonic()
+                with pytest.raises(APIStatusError) as err:
+                    c.create(configmap("default", "during"))
+                detect = time.monotonic() - lost_at
+                assert err.value.code == grpc.StatusCode.UNAVAILABLE
+                assert "etcd is unavailable" in err.value.message
+                etcd.members[1].start()
+                back_at = time.monotonic()
+
+                def create_after() -> bool:
+                    try:
+                        c.create(configmap("default", "after"))
+                    except APIStatusError as e:
+                        if not e.already_exists:
+                            raise
+                    return True
+
+                wait_for(create_after, 40, "a create once quorum is back", interval=0.5)
+                recover = time.monotonic() - back_at
+                lost, damaged = check_acked(c, "default", ["before", "after"])
+                report("etcd-quorum-lost", detect=detect, recover=recover, lost=lost,
+                       damaged=damaged, message=repr(err.value.message[:80]))
+                assert (lost, damaged) == (0, 0)
+        finally:
+            m.stop()
