@@ -110,3 +110,54 @@ def test_quorum_lost_answers_unavailable_and_resumes() -> None:
                 assert (lost, damaged) == (0, 0)
         finally:
             m.stop()
+
+
+def test_etcd_away_for_a_while_controllers_resume() -> None:
+    """The only etcd member is killed for longer than the leader's renew
+    deadline: the API answers UNAVAILABLE, the master keeps running, and once
+    etcd is back the controllers lead again (a scale-up is carried out)."""
+    from tests.e2e.test_deployments import deployment
+
+    with run_etcd_cluster(1) as etcd:
+        member = etcd.members[0]
+        m = RestartableMaster(etcd.endpoints, "--no-scheduler", "--identity", "m",
+                              "--leader-elect-lease-duration", "3",
+                              "--leader-elect-renew-deadline", "2",
+                              "--leader-elect-retry-period", "0.5")
+        try:
+            m.start()
+            with Client(server=m.address, timeout=10) as c:
+                c.create(deployment("web", "default", 1))
+                wait_for(lambda: len(c.list("pods", "default")[0]) == 1, 20, "the first pod")
+                member.stop(kill=True)
+                gone_at = time.monotonic()
+
+                def refused() -> bool:
+                    try:
+                        c.get("deployments", "web", "default")
+                    except APIStatusError as e:
+                        return e.code == grpc.StatusCode.UNAVAILABLE
+                    return False
+
+                wait_for(refused, 20, "UNAVAILABLE while etcd is away", interval=0.1)
+                detect = time.monotonic() - gone_at
+                time.sleep(4)  # past the renew deadline: the leader steps down
+                assert m.proc is not None and m.proc.poll() is None
+                member.start()
+                back_at = time.monotonic()
+
+                def scaled() -> bool:
+                    d = c.get("deployments", "web", "default")
+                    if d.spec.replicas != 3:
+                        d.spec.replicas = 3
+                        c.update(d)
+                    return len(c.list("pods", "default")[0]) == 3
+
+                wait_for(scaled, 40, "the scale-up after etcd is back", interval=0.5)
+                recover = time.monotonic() - back_at
+                report("etcd-away-controllers-resume", detect=detect, recover=recover, lost=0)
+                log = m.log.read_text()
+                assert "kube-controller-manager: m lost the lease" in log
+                assert "(leader transitions in this process: 2)" in log
+        finally:
+            m.stop()
