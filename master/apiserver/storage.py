@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import aetcd
+import grpc
 from aetcd import rpc
 
 
@@ -153,8 +154,24 @@ class Storage:
     def _kv(self) -> rpc.KVStub:
         return self.client.kvstub
 
+    async def _range(self, request: Any) -> Any:
+        """A read, tried a second time when the member in use has just gone away
+        (the channel reconnects to another member): reads are safe to repeat,
+        writes are not (the first may have been applied). Only a quick failure
+        is retried: a member without quorum answers UNAVAILABLE only after its
+        request timeout (7 s), and asking again would double the wait."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            return await self._kv.Range(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as e:
+            if e.code() != grpc.StatusCode.UNAVAILABLE or len(self.endpoints) < 2 or \
+                    loop.time() - started > 1.0:
+                raise
+        return await self._kv.Range(request, timeout=self.timeout)
+
     async def get(self, key: str) -> KV | None:
-        resp = await self._kv.Range(rpc.RangeRequest(key=key.encode()), timeout=self.timeout)
+        resp = await self._range(rpc.RangeRequest(key=key.encode()))
         if not resp.kvs:
             return None
         kv = resp.kvs[0]
@@ -163,26 +180,20 @@ class Storage:
     async def list(self, prefix: str) -> tuple[list[KV], int]:
         """Every key under prefix, and the revision the list was read at."""
         p = prefix.encode()
-        resp = await self._kv.Range(
-            rpc.RangeRequest(key=p, range_end=prefix_end(p)), timeout=self.timeout
-        )
+        resp = await self._range(rpc.RangeRequest(key=p, range_end=prefix_end(p)))
         items = [
             KV(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision) for kv in resp.kvs
         ]
         return items, resp.header.revision
 
     async def revision(self) -> int:
-        resp = await self._kv.Range(
-            rpc.RangeRequest(key=b"\0", limit=1, count_only=True), timeout=self.timeout
-        )
+        resp = await self._range(rpc.RangeRequest(key=b"\0", limit=1, count_only=True))
         return int(resp.header.revision)
 
     async def keys(self, prefix: str) -> list[str]:
         """The keys under prefix (no values): what the allocators count as taken."""
         p = prefix.encode()
-        resp = await self._kv.Range(
-            rpc.RangeRequest(key=p, range_end=prefix_end(p), keys_only=True),
-            timeout=self.timeout)
+        resp = await self._range(rpc.RangeRequest(key=p, range_end=prefix_end(p), keys_only=True))
         return [kv.key.decode() for kv in resp.kvs]
 
     async def _txn(self, key: str, compare: Any, op: Any, extra: Extra | None) -> Any:
