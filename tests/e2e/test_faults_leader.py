@@ -9,6 +9,9 @@ and fails over between them. Real Docker containers.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +22,7 @@ import pytest
 from kubelite.api import core_pb2
 from kubelite.client import Client, ClientConfig
 from kubelite.objects import convert
-from tests.cluster import run_etcd
+from tests.cluster import ROOT, run_etcd
 from tests.e2e.test_deployments import deployment, live_pods, rolled_out
 from tests.faults import RestartableMaster, report
 from tests.node_agent import ensure_docker, run_node, wait_for
@@ -72,6 +75,12 @@ def test_leader_killed_mid_rollout_then_restarts_keep_pods(
         c.create(deployment("web", ns, 3, surge=1, unavailable=0))
         wait_for(lambda: rolled_out(c, ns, "web"), 40, "first rollout")
 
+        # `kubelite get -w` given both masters watches through the kill.
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "kubelite.cli.main", "--server", ",".join(servers),
+             "get", "pods", "-n", ns, "-w", "--no-headers"], cwd=ROOT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "KUBELITE_CONFIG": "/nonexistent-kubelite-config"})
         # Roll out a new template, and kill -9 the leader as soon as it has begun.
         d = c.get("deployments", "web", ns)
         d.spec.template.spec.containers[0].env.add(name="V", value="2")
@@ -98,6 +107,12 @@ def test_leader_killed_mid_rollout_then_restarts_keep_pods(
         assert events
         report("leader-killed-mid-rollout", detect=detect, recover=recover, lost=0,
                old=old, new=new)
+        time.sleep(1)
+        assert watcher.poll() is None, watcher.communicate()
+        watcher.terminate()
+        out, err = watcher.communicate(10)
+        # the new pods, mostly made after the kill, came through the watch
+        assert all(p.metadata.name in out for p in pods), (out, err)
 
         # The killed master comes back, the new leader is killed: pods stay as they are.
         before = _running(c, ns)
