@@ -10,12 +10,15 @@ quorum is back the work resumes; nothing acknowledged is ever lost.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import grpc
 import pytest
 
 from kubelite.client import APIStatusError, Client
+from tests.cluster import ROOT
 from tests.etcd_cluster import EtcdCluster, run_etcd_cluster
 from tests.faults import (Creators, RestartableMaster, check_acked, configmap,
                           etcd_member_in_use, report)
@@ -141,6 +144,12 @@ def test_etcd_away_for_a_while_controllers_resume() -> None:
 
                 wait_for(refused, 20, "UNAVAILABLE while etcd is away", interval=0.1)
                 detect = time.monotonic() - gone_at
+                r = subprocess.run([sys.executable, "-m", "kubelite.cli.main", "--server",
+                                    m.address, "get", "configmaps"], cwd=ROOT, text=True,
+                                   capture_output=True, timeout=60)
+                assert r.returncode == 1
+                assert r.stderr.startswith("Error from server (ServiceUnavailable): etcd is "
+                                           "unavailable, retry later: "), r.stderr
                 time.sleep(4)  # past the renew deadline: the leader steps down
                 assert m.proc is not None and m.proc.poll() is None
                 member.start()

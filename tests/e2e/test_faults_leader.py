@@ -10,6 +10,7 @@ and fails over between them. Real Docker containers.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -111,6 +112,13 @@ def test_leader_killed_mid_rollout_then_restarts_keep_pods(
         assert watcher.poll() is None, watcher.communicate()
         watcher.terminate()
         out, err = watcher.communicate(10)
+        leases = subprocess.run(
+            [sys.executable, "-m", "kubelite.cli.main", "--server", ",".join(servers), "get",
+             "leases", "-n", "kube-system"], cwd=ROOT, text=True, capture_output=True,
+            timeout=60, env={**os.environ, "KUBELITE_CONFIG": "/nonexistent-kubelite-config"})
+        rows = [line.split() for line in leases.stdout.splitlines()]
+        assert rows[0] == ["NAME", "HOLDER", "AGE"], leases
+        assert ["kube-controller-manager", new] == rows[1][:2], leases.stdout
         # the new pods, mostly made after the kill, came through the watch
         assert all(p.metadata.name in out for p in pods), (out, err)
 
@@ -129,10 +137,12 @@ def test_leader_killed_mid_rollout_then_restarts_keep_pods(
         # kill -9 of the node agent, back within the grace period: nothing restarted.
         killed_at = time.monotonic()
         node.restart(kill=True)
+        wait_for(lambda: _listening(node.port), 30, "the agent serving again",
+                 interval=0.05)
+        recover3 = time.monotonic() - killed_at
         time.sleep(1)  # so the next renewal is recognisably after the kill
         wait_for(lambda: _lease_fresh(c, node.name, killed_at), 30,
                  "the agent heartbeating again")
-        recover3 = time.monotonic() - killed_at
         assert _ready(c, node.name)
         time.sleep(2)
         after = _running(c, ns)
@@ -142,6 +152,11 @@ def test_leader_killed_mid_rollout_then_restarts_keep_pods(
         report("master-restart-pods-kept", detect=detect2, recover=detect2, lost=0,
                pods_recreated=0)
         report("node-agent-kill9", detect=0, recover=recover3, lost=0, containers_restarted=0)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _since(stamp: str) -> float:
