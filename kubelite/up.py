@@ -10,7 +10,8 @@
 State lives in one directory (default <repo>/.local-cluster, or
 $KUBELITE_LOCAL_DIR): etcd data, logs, pid files, the token, each node's
 state, network.json. The cluster's etcd listens on 127.0.0.1:23790 so it
-never collides with a system etcd on 2379. Each node agent (node-1, node-2,
+never collides with a system etcd on 2379 (with --etcd-members 3, three
+members on 23790-23792, the master given all of them). Each node agent (node-1, node-2,
 ...) runs in its own network namespace (kubelite-node-1, ...) joined to the
 bridge kl0 (10.240.0.1/24) as 10.240.0.11, .12, ... (kubelite/localnet.py),
 with its own routes, iptables and pod network (--network-backend vxlan or
