@@ -13,15 +13,18 @@ writes missing or different afterwards (must be 0).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import pytest
 
 from kubelite.api import core_pb2
 from kubelite.client import APIStatusError, Client, ClientConfig
@@ -29,6 +32,13 @@ from tests.cluster import ROOT, _stop, _wait_port, _wait_ready, free_port
 
 
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+@pytest.fixture(autouse=True)
+def masters_stopped() -> Iterator[None]:
+    """Import into a test module: its RestartableMasters stop after each test."""
+    yield
+    RestartableMaster.stop_all()
 
 
 def report(name: str, *, detect: float, recover: float, lost: int, **more: object) -> str:
@@ -39,9 +49,23 @@ def report(name: str, *, detect: float, recover: float, lost: int, **more: objec
 
 
 class RestartableMaster:
-    """kubelite-master on a fixed port that a test may kill -9 and start again."""
+    """kubelite-master on a fixed port that a test may kill -9 and start again.
+
+    Every instance is remembered until `stop_all()` (the fault tests' autouse
+    fixture), so a failing test leaves no master running.
+    """
+
+    instances: list[RestartableMaster] = []
+
+    @classmethod
+    def stop_all(cls) -> None:
+        while cls.instances:
+            m = cls.instances.pop()
+            m.stop()
+            shutil.rmtree(m.dir, ignore_errors=True)
 
     def __init__(self, etcd_servers: str, *extra: str, port: int = 0) -> None:
+        RestartableMaster.instances.append(self)
         self.etcd_servers = etcd_servers
         self.extra = extra
         self.port = port or free_port()

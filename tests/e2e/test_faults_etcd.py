@@ -22,8 +22,8 @@ from tests.cluster import ROOT
 from tests.etcd_cluster import EtcdCluster, run_etcd_cluster
 from tests.faults import (Creators, RestartableMaster, check_acked, configmap,
                           etcd_member_in_use, report)
+from tests.faults import masters_stopped  # noqa: F401 - autouse: no master left behind
 from tests.node_agent import wait_for
-
 
 def _in_use(m: RestartableMaster, etcd: EtcdCluster) -> int:
     assert m.proc is not None

@@ -26,6 +26,7 @@ from kubelite.objects import convert
 from tests.cluster import ROOT, run_etcd
 from tests.e2e.test_deployments import deployment, live_pods, rolled_out
 from tests.faults import RestartableMaster, report
+from tests.faults import masters_stopped  # noqa: F401 - autouse: no master left behind
 from tests.node_agent import ensure_docker, run_node, wait_for
 
 LEASE = ("--leader-elect-lease-duration", "3", "--leader-elect-renew-deadline", "2",
@@ -45,7 +46,6 @@ def masters() -> Iterator[tuple[RestartableMaster, RestartableMaster]]:
         finally:
             for m in ms:
                 m.stop()
-
 
 def _holder(c: Client, name: str = "kube-controller-manager") -> str:
     return str(c.get("leases", name, "kube-system").spec.holderIdentity)

@@ -14,8 +14,8 @@ import time
 from kubelite.client import Client
 from tests.cluster import run_etcd
 from tests.faults import Creators, RestartableMaster, check_acked, report
+from tests.faults import masters_stopped  # noqa: F401 - autouse: no master left behind
 from tests.node_agent import wait_for
-
 
 def test_kill9_master_while_20_clients_create() -> None:
     with run_etcd() as etcd:
