@@ -38,9 +38,15 @@ class Member:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (or SIGCONT): the member keeps its connections but answers nothing."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None:
             return
+        self.proc.send_signal(signal.SIGCONT)  # a frozen member must be able to stop
         if kill:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from urllib.parse import urlparse
 import aetcd
 import grpc
 from aetcd import rpc
+
+
+log = logging.getLogger(__name__)
 
 
 class StorageError(Exception):
@@ -143,12 +147,53 @@ class Storage:
         target_host, target_port = _channel_target(self.endpoints)
         self.client = aetcd.Client(host=target_host, port=target_port)
         self.timeout = timeout
+        self._first = 0  # index in endpoints the current channel's list starts at
+        self._retiring: set[asyncio.Task[None]] = set()
 
     async def connect(self) -> None:
         await self.client.connect()
 
     async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
         await self.client.close()
+
+    async def _kv_call(self, method: str, request: Any) -> Any:
+        client = self.client
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            return await getattr(client.kvstub, method)(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+                    and loop.time() - started > 1.0:
+                await self._next_member(client)
+            raise
+
+    async def _next_member(self, failed: aetcd.Client) -> None:
+        """The member in use failed slowly: frozen, cut off from the others, or
+        without quorum. The channel stays connected to it (it never went away),
+        so start a new one whose address list begins at the next member; the old
+        one is closed a little later, ending the watches still on it (they
+        resume). With no quorum anywhere this only walks round the members.
+        """
+        if len(self.endpoints) < 2 or failed is not self.client:
+            return
+        self._first = (self._first + 1) % len(self.endpoints)
+        order = self.endpoints[self._first:] + self.endpoints[:self._first]
+        fresh = aetcd.Client(*_channel_target(order))
+        await fresh.connect()
+        self.client = fresh
+        log.warning("etcd: no timely answer from the member in use; reconnecting, "
+                    "%s:%d first", *order[0])
+
+        async def retire() -> None:
+            await asyncio.sleep(self.timeout)
+            await failed.close()
+
+        task = asyncio.get_running_loop().create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     @property
     def _kv(self) -> rpc.KVStub:
@@ -163,12 +208,12 @@ class Storage:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            return await self._kv.Range(request, timeout=self.timeout)
+            return await self._kv_call("Range", request)
         except grpc.aio.AioRpcError as e:
             if e.code() != grpc.StatusCode.UNAVAILABLE or len(self.endpoints) < 2 or \
                     loop.time() - started > 1.0:
                 raise
-        return await self._kv.Range(request, timeout=self.timeout)
+        return await self._kv_call("Range", request)
 
     async def get(self, key: str) -> KV | None:
         resp = await self._range(rpc.RangeRequest(key=key.encode()))
@@ -219,8 +264,8 @@ class Storage:
                                         result=rpc.Compare.EQUAL, mod_revision=rev))
             ops.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=b)))
             reads.append(rpc.RequestOp(request_range=rpc.RangeRequest(key=b)))
-        resp = await self._kv.Txn(rpc.TxnRequest(compare=compares, success=ops, failure=reads),
-                                  timeout=self.timeout)
+        resp = await self._kv_call("Txn", rpc.TxnRequest(compare=compares, success=ops,
+                                                         failure=reads))
         if resp.succeeded or not extra:
             return resp
         found = [r.response_range.kvs for r in resp.responses[1:]]

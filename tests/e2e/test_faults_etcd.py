@@ -79,6 +79,33 @@ def test_one_of_three_members_down_under_load() -> None:
             m.stop()
 
 
+def test_frozen_member_is_left_for_another() -> None:
+    """The member in use stops answering but keeps its connections (SIGSTOP,
+    like a hung host): the master's call times out and it reconnects starting
+    from another member; the clients only retry."""
+    with run_etcd_cluster(3) as etcd:
+        m = RestartableMaster(etcd.endpoints, "--no-scheduler", "--no-controllers")
+        creators = Creators(m.address, "default", clients=20)
+        try:
+            m.start()
+            creators.start()
+            _more(creators, 100, "100 creates")
+            frozen = etcd.members[_in_use(m, etcd)]
+            frozen_at = time.monotonic()
+            frozen.freeze()
+            _more(creators, 150, "150 creates with a member frozen")
+            detect, recover = creators.figures(frozen_at)
+            frozen.freeze(False)
+        finally:
+            creators.stop()
+        assert not creators.errors, creators.errors[:5]
+        with Client(server=m.address, timeout=15) as c:
+            lost, damaged = check_acked(c, "default", creators.acked)
+        report("etcd-member-frozen", detect=detect, recover=recover, lost=lost,
+               damaged=damaged, retries=creators.retries)
+        assert (lost, damaged) == (0, 0)
+
+
 def test_quorum_lost_answers_unavailable_and_resumes() -> None:
     with run_etcd_cluster(3) as etcd:
         m = RestartableMaster(etcd.endpoints, "--no-scheduler", "--no-controllers")
