@@ -10,7 +10,8 @@
 State lives in one directory (default <repo>/.local-cluster, or
 $KUBELITE_LOCAL_DIR): etcd data, logs, pid files, the token, each node's
 state, network.json. The cluster's etcd listens on 127.0.0.1:23790 so it
-never collides with a system etcd on 2379. Each node agent (node-1, node-2,
+never collides with a system etcd on 2379 (with --etcd-members 3, three
+members on 23790-23792, the master given all of them). Each node agent (node-1, node-2,
 ...) runs in its own network namespace (kubelite-node-1, ...) joined to the
 bridge kl0 (10.240.0.1/24) as 10.240.0.11, .12, ... (kubelite/localnet.py),
 with its own routes, iptables and pod network (--network-backend vxlan or
@@ -118,21 +119,14 @@ def up(args: argparse.Namespace) -> int:
         raise SystemExit(f"kubelite-up: {e}") from None
     net.nodes = [n for n in net.nodes if n.name in
                  {f"{args.node_prefix}{i}" for i in range(1, args.nodes + 1)}]
-    _spawn("etcd", [etcd, "--name", "local", "--data-dir", str(d / "etcd"),
-                    "--listen-client-urls", f"http://127.0.0.1:{args.etcd_port}",
-                    "--advertise-client-urls", f"http://127.0.0.1:{args.etcd_port}",
-                    "--listen-peer-urls", f"http://127.0.0.1:{args.etcd_port + 10}",
-                    "--initial-advertise-peer-urls", f"http://127.0.0.1:{args.etcd_port + 10}",
-                    "--initial-cluster", f"local=http://127.0.0.1:{args.etcd_port + 10}",
-                    "--log-level", "warn", "--logger", "zap"], d)
-    _wait(args.etcd_port, "etcd", d)
+    etcd_servers = _start_etcd(etcd, args, d)
     token_file = d / "tokens"
     if not token_file.exists():
         token_file.write_text(secrets.token_hex(16) + ",admin\n")
         token_file.chmod(0o600)
     token = token_file.read_text().split(",")[0].strip()
     _spawn("master", [sys.executable, "-m", "master.main",
-                      "--etcd-servers", f"http://127.0.0.1:{args.etcd_port}",
+                      "--etcd-servers", etcd_servers,
                       "--listen", f"127.0.0.1:{args.port},{net.gateway}:{args.port}",
                       "--token-file", str(token_file),
                       "--cluster-cidr", args.cluster_cidr,
@@ -180,7 +174,7 @@ def up(args: argparse.Namespace) -> int:
     else:
         where = f"{d / 'config'} (export KUBELITE_CONFIG={d / 'config'}; {user_cfg} is not ours)"
     print(f"""
-kubelite is running: master at {server}, etcd at 127.0.0.1:{args.etcd_port},
+kubelite is running: master at {server}, etcd at {etcd_servers},
 {args.nodes} node agent(s) in network namespaces ({", ".join(
     f"{n.name} {n.address}" for n in net.nodes)}) on bridge {net.bridge},
 pod network {args.cluster_cidr} ({args.network_backend}).
@@ -198,11 +192,53 @@ Stop it and remove everything with: make down
     return 0
 
 
+def _etcd_names(members: int) -> list[str]:
+    """Process names (pid, log, data directory) of the members: etcd, etcd-2, etcd-3, ..."""
+    return ["etcd", *(f"etcd-{i}" for i in range(2, members + 1))]
+
+
+def _start_etcd(etcd: str, args: argparse.Namespace, d: Path) -> str:
+    """Start the --etcd-members members; the master's --etcd-servers for them.
+
+    Member i (from 0) listens for clients on --etcd-port + i and for peers on
+    --etcd-port + 10 + i. One member keeps the name `local` it always had, so
+    an existing single-member cluster's data stays usable; a cluster's size
+    is fixed when it is made (etcd's initial cluster), hence the check.
+    """
+    n = args.etcd_members
+    size_file = d / "etcd-members"
+    if size_file.exists() and int(size_file.read_text()) != n:
+        raise SystemExit(f"kubelite-up: this cluster's etcd has {size_file.read_text()} "
+                         "member(s); run kubelite-down first to change --etcd-members")
+    if not size_file.exists() and (d / "etcd").exists() and n != 1:
+        raise SystemExit("kubelite-up: this cluster's etcd has 1 member; run kubelite-down "
+                         "first to change --etcd-members")
+    size_file.write_text(str(n))
+    names = _etcd_names(n)
+    member = ["local"] if n == 1 else [f"etcd-{i}" for i in range(1, n + 1)]
+    peers = ",".join(f"{member[i]}=http://127.0.0.1:{args.etcd_port + 10 + i}"
+                     for i in range(n))
+    for i, name in enumerate(names):
+        client, peer = args.etcd_port + i, args.etcd_port + 10 + i
+        _spawn(name, [etcd, "--name", member[i], "--data-dir", str(d / name),
+                      "--listen-client-urls", f"http://127.0.0.1:{client}",
+                      "--advertise-client-urls", f"http://127.0.0.1:{client}",
+                      "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                      "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                      "--initial-cluster", peers, "--initial-cluster-token", "kubelite-local",
+                      "--log-level", "warn", "--logger", "zap"], d)
+    for i, name in enumerate(names):
+        _wait(args.etcd_port + i, name, d)
+    return ",".join(f"http://127.0.0.1:{args.etcd_port + i}" for i in range(n))
+
+
 def down(args: argparse.Namespace) -> int:
     d = state_dir()
-    nodes = sorted(p.stem for p in d.glob("*.pid") if p.stem not in ("master", "etcd")) \
+    etcds = sorted((p.stem for p in d.glob("etcd*.pid")), key=lambda x: (len(x), x)) \
         if d.exists() else []
-    for name in (*nodes, "master", "etcd"):
+    nodes = sorted(p.stem for p in d.glob("*.pid") if p.stem != "master"
+                   and p.stem not in etcds) if d.exists() else []
+    for name in (*nodes, "master", *etcds):
         pid = _alive(d / f"{name}.pid")
         if pid:
             with contextlib.suppress(OSError):
@@ -257,6 +293,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=6443, help="API port (default %(default)s)")
     p.add_argument("--etcd-port", type=int, default=23790,
                    help="etcd client port (default %(default)s)")
+    p.add_argument("--etcd-members", type=int, default=1, choices=range(1, 10),
+                   metavar="N", help="etcd cluster members, client ports from --etcd-port "
+                   "on (default %(default)s; 3 survives one member down)")
     p.add_argument("--nodes", type=int, default=2, help="node agents (default %(default)s)")
     p.add_argument("--node-prefix", default="node-",
                    help="node names are <prefix>1, <prefix>2, ... (default %(default)s)")

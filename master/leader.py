@@ -12,6 +12,10 @@ compare-and-swap on the Lease's resourceVersion, so two candidates can never
 both win. A holder that cannot renew within `renew_deadline` stops leading
 (its work is cancelled) before anyone else may take over; on shutdown it
 releases the Lease so a successor starts at once.
+
+Every acquisition is visible: an Event (reason LeaderElection, "<identity>
+became leader") on the Lease, and a log line with this process's count of
+leader transitions (`TRANSITIONS`, per lease name).
 """
 
 from __future__ import annotations
@@ -26,10 +30,14 @@ from typing import Any
 from kubelite.api import coordination_pb2
 from kubelite.client import APIStatusError, AsyncClient
 from master.apiserver.strategy import now_rfc3339
+from master.events import EventRecorder
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "kube-system"
+
+# lease name -> how many times this process became its leader (the metric).
+TRANSITIONS: dict[str, int] = {}
 
 
 class LeaderElector:
@@ -48,6 +56,8 @@ class LeaderElector:
         self.leading = asyncio.Event()
         self._observed: tuple[str, str, str] | None = None  # holder, renewTime, rv
         self._observed_at = 0.0
+        self._lease: Any = None  # the Lease as last written by this candidate
+        self._recorder = EventRecorder(client, name, host=identity)
 
     async def run(self, work: Callable[[], Awaitable[Any]]) -> None:
         """Acquire, run `work` while leading, and start over when leadership is lost.
@@ -56,7 +66,7 @@ class LeaderElector:
         """
         while True:
             await self._acquire()
-            log.info("%s: %s is now the leader", self.name, self.identity)
+            self._became_leader()
             task = asyncio.create_task(work(), name=f"{self.name}-leader")
             try:
                 ended = await self._renew_until_lost(task)
@@ -70,6 +80,14 @@ class LeaderElector:
                 await asyncio.sleep(self.retry_period)
             else:
                 log.warning("%s: %s lost the lease", self.name, self.identity)
+
+    def _became_leader(self) -> None:
+        TRANSITIONS[self.name] = TRANSITIONS.get(self.name, 0) + 1
+        log.info("%s: %s is now the leader (leader transitions in this process: %d)",
+                 self.name, self.identity, TRANSITIONS[self.name])
+        if self._lease is not None:
+            self._recorder.event(self._lease, "Normal", "LeaderElection",
+                                 f"{self.identity} became leader")
 
     async def _stop(self, task: asyncio.Task[Any]) -> None:
         self.leading.clear()
@@ -114,7 +132,7 @@ class LeaderElector:
                 return False
             lease = self._new_lease(now)
             try:
-                await self.client.create(lease)
+                self._lease = await self.client.create(lease)
             except APIStatusError as e2:
                 log.info("%s: creating the lease failed: %s", self.name, e2.message)
                 return False
@@ -140,6 +158,7 @@ class LeaderElector:
         except APIStatusError as e:
             log.info("%s: updating the lease failed: %s", self.name, e.message)
             return False
+        self._lease = updated
         self._observed = (self.identity, updated.spec.renewTime,
                           updated.metadata.resourceVersion)
         self._observed_at = time.monotonic()

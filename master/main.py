@@ -16,7 +16,6 @@ import logging
 import signal
 import socket
 import sys
-from urllib.parse import urlparse
 
 import grpc
 
@@ -29,7 +28,7 @@ from master.apiserver.allocators import IPRange, PortRange
 from master.apiserver.registry import IMMORTAL_NAMESPACES, Registry
 from master.apiserver.services import ServiceAllocator
 from master.apiserver.service import APIService
-from master.apiserver.storage import Storage
+from master.apiserver.storage import Storage, parse_endpoints
 from master.auth import TokenAuthInterceptor, load_tokens
 from master.controllers import manager as controller_manager
 from master.controllers.hpa import Options as HPAOptions
@@ -194,12 +193,11 @@ def _loopback(listen: str) -> str:
     return f"{host}:{port}"
 
 
-def _etcd_endpoint(servers: str) -> tuple[str, int]:
-    first = servers.split(",")[0].strip()
-    u = urlparse(first if "://" in first else "http://" + first)
-    if not u.hostname:
-        raise SystemExit(f"kubelite-master: --etcd-servers: invalid URL {first!r}")
-    return u.hostname, u.port or 2379
+def _etcd_endpoints(servers: str) -> list[tuple[str, int]]:
+    try:
+        return parse_endpoints(servers)
+    except ValueError as e:
+        raise SystemExit(f"kubelite-master: --etcd-servers: {e}") from None
 
 
 async def _wait_for_etcd(storage: Storage, timeout: float) -> None:
@@ -240,8 +238,8 @@ async def serve(args: argparse.Namespace) -> None:
     ip_range, port_range = service_ranges(args)
     listens = [a.strip() for a in args.listen.split(",") if a.strip()]
     advertise = advertise_address(args, listens)
-    host, port = _etcd_endpoint(args.etcd_servers)
-    storage = Storage(host, port)
+    endpoints = _etcd_endpoints(args.etcd_servers)
+    storage = Storage(endpoints=endpoints)
     await _wait_for_etcd(storage, args.etcd_connect_timeout)
     allocator = ServiceAllocator(storage, ip_range, port_range)
     registry = Registry(storage, bookmark_interval=args.bookmark_interval, services=allocator)
@@ -264,7 +262,8 @@ async def serve(args: argparse.Namespace) -> None:
         if server.add_insecure_port(address) == 0:
             raise SystemExit(f"kubelite-master: cannot listen on {address}")
     await server.start()
-    log.info("serving the API on %s (etcd %s:%d)", args.listen, host, port)
+    log.info("serving the API on %s (etcd %s)", args.listen,
+             ",".join(f"{h}:{p}" for h, p in endpoints))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
+
+import grpc
 
 from kubelite.cli import output
 from kubelite.cli.context import Context, type_name_args
@@ -108,6 +111,7 @@ def _watch(ctx: Context, args: argparse.Namespace, kind: Any, names: list[str], 
                                         no_headers=not headers, show_labels=args.show_labels))
             headers = False
         ctx.out.flush()
+    failures = 0  # UNAVAILABLE in a row: with several masters, resume on the next one
     while True:
         try:
             for _typ, obj, ev_rv in ctx.client.watch(
@@ -115,7 +119,7 @@ def _watch(ctx: Context, args: argparse.Namespace, kind: Any, names: list[str], 
                     label_selector=args.selector, field_selector=args.field_selector,
                     resource_version=rv or "0" if args.watch_only else rv,
                     allow_bookmarks=True):
-                rv = ev_rv
+                rv, failures = ev_rv, 0
                 if obj is None:
                     continue
                 ctx.out.write(output.render(ctx, kind, [obj], fmt=args.output,
@@ -128,5 +132,10 @@ def _watch(ctx: Context, args: argparse.Namespace, kind: Any, names: list[str], 
         except APIStatusError as e:
             if e.reason == "Expired":  # fell behind compaction: relist, like kubectl
                 rv = ""
+                continue
+            failures += 1
+            if e.code == grpc.StatusCode.UNAVAILABLE and rv and \
+                    failures < 2 * len(ctx.client.servers) and len(ctx.client.servers) > 1:
+                time.sleep(0.5)
                 continue
             raise

@@ -8,6 +8,7 @@ unreachable.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -290,6 +291,9 @@ class Client:
                 return
             if e.code() == grpc.StatusCode.CANCELLED:
                 return
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                # the caller resumes from its last resourceVersion: on the next server
+                self._failover()
             raise APIStatusError.from_rpc(e) from None
         finally:
             stream.cancel()
@@ -341,6 +345,8 @@ class AsyncClient:
         self._index = 0
         self._channel: grpc.aio.Channel | None = None
         self._stub: api_pb2_grpc.APIStub | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self._retired: set[grpc.aio.Channel] = set()
 
     def _metadata(self) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {self.token}")] if self.token else []
@@ -351,20 +357,48 @@ class AsyncClient:
             self._stub = api_pb2_grpc.APIStub(self._channel)
         return self._stub
 
+    def _failover(self, stub: api_pb2_grpc.APIStub) -> None:
+        """Move to the next server after `stub` failed with UNAVAILABLE.
+
+        Calls run concurrently on one channel: only the first failure of the
+        current stub moves on (others that failed on it retry the new one),
+        and the old channel is closed after a grace period rather than at
+        once, so calls still working on it are not cut short.
+        """
+        if len(self.servers) < 2 or stub is not self._stub:
+            return
+        old = self._channel
+        self._channel, self._stub = None, None
+        self._index = (self._index + 1) % len(self.servers)
+        if old is not None:
+            self._retired.add(old)
+            task = asyncio.get_running_loop().create_task(self._retire(old))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _retire(self, channel: grpc.aio.Channel) -> None:
+        await channel.close(grace=60)
+        self._retired.discard(channel)
+
     async def _call(self, method: str, request: Any) -> Any:
         for attempt in range(len(self.servers)):
+            stub = self._get_stub()
             try:
-                return await getattr(self._get_stub(), method)(
+                return await getattr(stub, method)(
                     request, timeout=self.timeout, metadata=self._metadata())
             except grpc.aio.AioRpcError as e:
                 if e.code() == grpc.StatusCode.UNAVAILABLE and attempt + 1 < len(self.servers):
-                    await self.close()
-                    self._index = (self._index + 1) % len(self.servers)
+                    self._failover(stub)
                     continue
                 raise APIStatusError.from_rpc(e) from None
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
+        for task in list(self._closing):
+            task.cancel()
+        for channel in list(self._retired):
+            await channel.close()
+        self._retired.clear()
         if self._channel is not None:
             await self._channel.close()
         self._channel = None
@@ -436,12 +470,16 @@ class AsyncClient:
                                    label_selector=label_selector, field_selector=field_selector,
                                    resource_version=resource_version,
                                    allow_bookmarks=allow_bookmarks)
-        call = self._get_stub().Watch(req, metadata=self._metadata())
+        stub = self._get_stub()
+        call = stub.Watch(req, metadata=self._metadata())
         try:
             async for ev in call:
                 obj = unpack(ev.object) if ev.object.type_url else None
                 yield ev.type, obj, ev.resource_version
         except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                # the caller resumes from its last resourceVersion: on the next server
+                self._failover(stub)
             raise APIStatusError.from_rpc(e) from None
         finally:
             call.cancel()

@@ -75,14 +75,18 @@ def _kind(resource: str) -> kinds.Kind:
 def _translate(exc: Exception) -> errors.ApiError:
     if isinstance(exc, errors.ApiError):
         return exc
-    log.exception("internal error")
     name = type(exc).__name__
     if "Connection" in name or isinstance(exc, (ConnectionError, TimeoutError)):
+        log.warning("storage unavailable: %s", exc)
         return errors.ApiError(grpc.StatusCode.UNAVAILABLE, "ServiceUnavailable",
                                f"storage unavailable: {exc}")
-    if isinstance(exc, grpc.aio.AioRpcError):  # etcd answered with an error
+    if isinstance(exc, grpc.aio.AioRpcError):
+        # No member reachable, the member in use gone (the next call reconnects to
+        # another), or etcd without quorum: all for the client to retry.
+        log.warning("etcd: %s %s", exc.code().name, exc.details())
         return errors.ApiError(grpc.StatusCode.UNAVAILABLE, "ServiceUnavailable",
-                               f"storage error: {exc.details()}")
+                               f"etcd is unavailable, retry later: {exc.details()}")
+    log.exception("internal error")
     return errors.ApiError(grpc.StatusCode.INTERNAL, "InternalError", f"{name}: {exc}")
 
 

@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 import aetcd
+import grpc
 from aetcd import rpc
+
+
+log = logging.getLogger(__name__)
 
 
 class StorageError(Exception):
@@ -100,23 +107,116 @@ def prefix_end(prefix: bytes) -> bytes:
     return b"\0"
 
 
+def parse_endpoints(servers: str) -> list[tuple[str, int]]:
+    """`http://a:2379,http://b:2379` (scheme optional) -> [(address, port), ...]."""
+    out = []
+    for item in (s.strip() for s in servers.split(",")):
+        if not item:
+            continue
+        u = urlparse(item if "://" in item else "http://" + item)
+        if not u.hostname:
+            raise ValueError(f"invalid URL {item!r}")
+        out.append((u.hostname, u.port or 2379))
+    if not out:
+        raise ValueError("no etcd endpoint given")
+    return out
+
+
+def _channel_target(endpoints: list[tuple[str, int]]) -> tuple[str, int]:
+    """aetcd's (host, port) such that its `f"{host}:{port}"` target names every member.
+
+    Several members become gRPC's static address list
+    (`ipv4:10.0.0.1:2379,10.0.0.2:2379`) under the default pick_first policy:
+    the channel uses one member and, when that one goes away, the next call
+    reconnects to the first of the others that answers. No watch or lease
+    is tied to a member, so nothing else has to know. A static list wants
+    addresses, so names are resolved once, here.
+    """
+    if len(endpoints) == 1:
+        return endpoints[0]
+    addrs = [(socket.gethostbyname(h), p) for h, p in endpoints]
+    head = ",".join(f"{h}:{p}" for h, p in addrs[:-1])
+    return f"ipv4:{head},{addrs[-1][0]}", addrs[-1][1]
+
+
 class Storage:
-    def __init__(self, host: str = "127.0.0.1", port: int = 2379, timeout: float = 10.0) -> None:
-        self.client = aetcd.Client(host=host, port=port)
+    def __init__(self, host: str = "127.0.0.1", port: int = 2379, timeout: float = 10.0, *,
+                 endpoints: list[tuple[str, int]] | None = None) -> None:
+        """One etcd member (host, port), or every member of a cluster (`endpoints`)."""
+        self.endpoints = endpoints or [(host, port)]
+        target_host, target_port = _channel_target(self.endpoints)
+        self.client = aetcd.Client(host=target_host, port=target_port)
         self.timeout = timeout
+        self._first = 0  # index in endpoints the current channel's list starts at
+        self._retiring: set[asyncio.Task[None]] = set()
 
     async def connect(self) -> None:
         await self.client.connect()
 
     async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
         await self.client.close()
+
+    async def _kv_call(self, method: str, request: Any) -> Any:
+        client = self.client
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            return await getattr(client.kvstub, method)(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+                    and loop.time() - started > 1.0:
+                await self._next_member(client)
+            raise
+
+    async def _next_member(self, failed: aetcd.Client) -> None:
+        """The member in use failed slowly: frozen, cut off from the others, or
+        without quorum. The channel stays connected to it (it never went away),
+        so start a new one whose address list begins at the next member; the old
+        one is closed a little later, ending the watches still on it (they
+        resume). With no quorum anywhere this only walks round the members.
+        """
+        if len(self.endpoints) < 2 or failed is not self.client:
+            return
+        self._first = (self._first + 1) % len(self.endpoints)
+        order = self.endpoints[self._first:] + self.endpoints[:self._first]
+        fresh = aetcd.Client(*_channel_target(order))
+        await fresh.connect()
+        self.client = fresh
+        log.warning("etcd: no timely answer from the member in use; reconnecting, "
+                    "%s:%d first", *order[0])
+
+        async def retire() -> None:
+            await asyncio.sleep(self.timeout)
+            await failed.close()
+
+        task = asyncio.get_running_loop().create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     @property
     def _kv(self) -> rpc.KVStub:
         return self.client.kvstub
 
+    async def _range(self, request: Any) -> Any:
+        """A read, tried a second time when the member in use has just gone away
+        (the channel reconnects to another member): reads are safe to repeat,
+        writes are not (the first may have been applied). Only a quick failure
+        is retried: a member without quorum answers UNAVAILABLE only after its
+        request timeout (7 s), and asking again would double the wait."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            return await self._kv_call("Range", request)
+        except grpc.aio.AioRpcError as e:
+            if e.code() != grpc.StatusCode.UNAVAILABLE or len(self.endpoints) < 2 or \
+                    loop.time() - started > 1.0:
+                raise
+        return await self._kv_call("Range", request)
+
     async def get(self, key: str) -> KV | None:
-        resp = await self._kv.Range(rpc.RangeRequest(key=key.encode()), timeout=self.timeout)
+        resp = await self._range(rpc.RangeRequest(key=key.encode()))
         if not resp.kvs:
             return None
         kv = resp.kvs[0]
@@ -125,26 +225,20 @@ class Storage:
     async def list(self, prefix: str) -> tuple[list[KV], int]:
         """Every key under prefix, and the revision the list was read at."""
         p = prefix.encode()
-        resp = await self._kv.Range(
-            rpc.RangeRequest(key=p, range_end=prefix_end(p)), timeout=self.timeout
-        )
+        resp = await self._range(rpc.RangeRequest(key=p, range_end=prefix_end(p)))
         items = [
             KV(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision) for kv in resp.kvs
         ]
         return items, resp.header.revision
 
     async def revision(self) -> int:
-        resp = await self._kv.Range(
-            rpc.RangeRequest(key=b"\0", limit=1, count_only=True), timeout=self.timeout
-        )
+        resp = await self._range(rpc.RangeRequest(key=b"\0", limit=1, count_only=True))
         return int(resp.header.revision)
 
     async def keys(self, prefix: str) -> list[str]:
         """The keys under prefix (no values): what the allocators count as taken."""
         p = prefix.encode()
-        resp = await self._kv.Range(
-            rpc.RangeRequest(key=p, range_end=prefix_end(p), keys_only=True),
-            timeout=self.timeout)
+        resp = await self._range(rpc.RangeRequest(key=p, range_end=prefix_end(p), keys_only=True))
         return [kv.key.decode() for kv in resp.kvs]
 
     async def _txn(self, key: str, compare: Any, op: Any, extra: Extra | None) -> Any:
@@ -170,8 +264,8 @@ class Storage:
                                         result=rpc.Compare.EQUAL, mod_revision=rev))
             ops.append(rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=b)))
             reads.append(rpc.RequestOp(request_range=rpc.RangeRequest(key=b)))
-        resp = await self._kv.Txn(rpc.TxnRequest(compare=compares, success=ops, failure=reads),
-                                  timeout=self.timeout)
+        resp = await self._kv_call("Txn", rpc.TxnRequest(compare=compares, success=ops,
+                                                         failure=reads))
         if resp.succeeded or not extra:
             return resp
         found = [r.response_range.kvs for r in resp.responses[1:]]
