@@ -5,8 +5,9 @@ A local cluster of 2 nodes whose master runs --node-monitor-grace-period
 10, --node-monitor-period 1 and default toleration seconds 0 (pods leave as
 soon as the unreachable taint is on). Then:
 
-- pod startup, measured in this run: a Deployment with as many pods as the
-  victim node holds, pinned to the surviving node, create -> all Running;
+- pod startup, measured in this run: as many bare pods as the victim node
+  holds, for the surviving node (through the scheduler), create -> all
+  Running;
 - a Deployment of --replicas spread over both nodes; we wait for the victim's
   heartbeat Lease to be renewed (that instant is its last heartbeat), take
   its link down inside its network namespace and time until every pod of
@@ -33,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kubelite.api import apps_pb2  # noqa: E402
+from kubelite.api import apps_pb2, pod_pb2  # noqa: E402
 from kubelite.client import Client  # noqa: E402
 from kubelite.objects import convert  # noqa: E402
 from tests.localcluster import heal, local_cluster, partition  # noqa: E402
@@ -47,17 +48,25 @@ MASTER_ARGS = (f"--master-arg=--node-monitor-grace-period={GRACE}",
                "--master-arg=--default-not-ready-toleration-seconds=0")
 
 
-def deployment(name: str, replicas: int, node: str = "") -> Any:
+def deployment(name: str, replicas: int) -> Any:
     spec: dict[str, Any] = {"terminationGracePeriodSeconds": 5, "containers": [
         {"name": "app", "image": IMAGE, "command": ["sleep", "3600"]}]}
-    if node:
-        spec["nodeSelector"] = {"kubernetes.io/hostname": node}
     return convert.from_dict({
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": "default"},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                  "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}},
         apps_pb2.Deployment)
+
+
+def probe_pod(name: str, node: str) -> Any:
+    return convert.from_dict({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "probe"}},
+        "spec": {"terminationGracePeriodSeconds": 0,
+                 "nodeSelector": {"kubernetes.io/hostname": node},
+                 "containers": [{"name": "app", "image": IMAGE,
+                                 "command": ["sleep", "3600"]}]}}, pod_pb2.Pod)
 
 
 def live(api: Client, app: str) -> list[Any]:
@@ -82,10 +91,13 @@ def one_run(replicas: int) -> tuple[float, float]:
         moving = counts.get(victim, 0)
 
         t0 = time.monotonic()
-        api.create(deployment("probe", moving, other))
-        wait_for(lambda: all_running(api, "probe", moving, other), 180, "probe Running")
+        for i in range(moving):
+            api.create(probe_pod(f"probe-{i}", other))
+        wait_for(lambda: all_running(api, "probe", moving, other), 180, "probe Running",
+                 interval=0.1)
         startup = time.monotonic() - t0
-        api.delete("deployments", "probe", "default")
+        for i in range(moving):
+            api.delete("pods", f"probe-{i}", "default")
 
         renew = api.get("leases", victim, "kube-node-lease").spec.renewTime
         wait_for(lambda: api.get("leases", victim, "kube-node-lease").spec.renewTime != renew,

@@ -286,3 +286,15 @@ async def test_eviction_skips_pods_already_terminating_or_gone() -> None:
     client.delete = gone  # type: ignore[method-assign]
     put(c, pod("web2", "a"))
     await c.sync_pod("default/web2")  # raced with someone else's delete: fine
+
+
+def test_master_flags() -> None:
+    from master.main import node_lifecycle_options, parse_args
+
+    o = node_lifecycle_options(parse_args([]))
+    assert (o.grace_period, o.eviction_rate, o.unhealthy_threshold) == (40.0, 0.1, 0.55)
+    args = parse_args(["--node-monitor-grace-period", "10",
+                       "--default-unreachable-toleration-seconds", "0"])
+    assert node_lifecycle_options(args).grace_period == 10
+    assert args.default_unreachable_toleration_seconds == 0
+    assert args.default_not_ready_toleration_seconds == 300
