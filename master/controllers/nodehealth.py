@@ -105,6 +105,16 @@ def mark_unknown(node: Any, now: float) -> bool:
     return changed
 
 
+def mark_pod_not_ready(pod: Any, now: float) -> bool:
+    """Set a pod's Ready condition False (in place); True if it changed."""
+    for c in pod.status.conditions:
+        if c.type == "Ready" and c.status != "False":
+            c.status, c.reason, c.message = "False", "NodeNotReady", ""
+            c.lastTransitionTime = rfc3339(now)
+            return True
+    return False
+
+
 def wanted_taints(ready: str, *, evict: bool) -> set[tuple[str, str]]:
     key = {"False": NOT_READY, "Unknown": UNREACHABLE}.get(ready)
     if key is None:

@@ -5,8 +5,11 @@
     monitor tick (every period) ──┘
     Node taints, Pods ────────────> "pod:<ns>/<name>": the NoExecute taint manager
 
-Decisions are in nodehealth.py (pure, with the clock passed in). Eviction is
-a normal delete: a pod bound to a node is only marked (graceful), so it stays
+Pods on a node gone Unknown are marked Ready False at once (so Endpoints
+drop them), as Kubernetes' MarkPodsNotReady does.
+
+Decisions are in nodehealth.py (pure, with the clock passed in). Eviction
+is a normal delete: a pod bound to a node is only marked (graceful), so it stays
 Terminating until its agent confirms or someone force-deletes it. The
 ReplicaSet controller replaces Terminating pods at once; the StatefulSet
 controller does not (the name is still taken), so a second web-1 never runs.
@@ -170,14 +173,32 @@ class NodeLifecycleController(Controller):
 
     # ---- pods (the NoExecute taint manager) -----------------------------------
 
+    async def _mark_not_ready(self, pod: Any, now: float) -> None:
+        """A pod on a silent node is not Ready (Services stop sending it traffic);
+        its agent, once back, reports the truth again."""
+        if not nh.mark_pod_not_ready(pod, now):
+            return
+        try:
+            await self.client.update_status(pod)
+        except APIStatusError as e:
+            if not (e.not_found or e.conflict):
+                raise
+        log.info("pod %s/%s on silent node %s: Ready False", pod.metadata.namespace,
+                 pod.metadata.name, pod.spec.nodeName)
+
     async def sync_pod(self, key: str) -> None:
         pod = self.pods.get(key)
         if pod is None or not pod.spec.nodeName or pod.metadata.deletionTimestamp:
             return
+        copy = type(pod)()
+        copy.CopyFrom(pod)
+        pod = copy
         node = self.nodes.get(pod.spec.nodeName)
         if node is None or self.suspended:
             return
         now = self.clock()
+        if nh.ready_status(node) == "Unknown":
+            await self._mark_not_ready(pod, now)
         when = nh.eviction_time(pod, node.spec.taints, now)
         if when is None:
             return

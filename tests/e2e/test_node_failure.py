@@ -115,6 +115,12 @@ def test_partitioned_node_pods_move_and_nothing_is_duplicated(cluster: LocalClus
                                                                                  victim)),
                  30, "unreachable taint")
         t_taint = time.time()
+
+        def db1_ready() -> str:
+            p = api.get("pods", "db-1", "default")
+            return next((c.status for c in p.status.conditions if c.type == "Ready"), "")
+
+        wait_for(lambda: db1_ready() == "False", 10, "db-1 marked not Ready")
         wait_for(lambda: running_on(api, "web", other, 4), 90,
                  "the 4 web pods Running on the other node")
         t_recovered = time.time()

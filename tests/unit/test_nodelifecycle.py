@@ -199,7 +199,10 @@ async def test_stale_lease_unknown_then_taint_then_eviction_then_heal() -> None:
     assert nh.our_taints(tainted) == {(nh.UNREACHABLE, "NoSchedule"),
                                       (nh.UNREACHABLE, "NoExecute")}
     put(c, tainted)
+    c.pods.get("default/web").status.conditions.add(type="Ready", status="True")
     await c.sync_pod("default/web")
+    assert [(p.metadata.name, p.status.conditions[0].status, p.status.conditions[0].reason)
+            for p in client.status_writes[1:]] == [("web", "False", "NodeNotReady")]
     await c.sync_pod("default/tolerant")
     assert client.deleted == [("default", "web")]  # the other has 60 s
     clock.now += 61
