@@ -142,8 +142,13 @@ def test_partitioned_node_pods_move_and_nothing_is_duplicated(cluster: LocalClus
 
         heal(cluster, victim)
         t_heal = time.time()
-        wait_for(lambda: ready_of() == "True" and not nh.our_taints(api.get("nodes", victim)),
-                 60, "the node Ready and untainted again")
+        try:
+            wait_for(lambda: ready_of() == "True" and not nh.our_taints(api.get("nodes",
+                                                                                 victim)),
+                     60, "the node Ready and untainted again")
+        except AssertionError:
+            print((cluster.state / f"{victim}.log").read_text(errors="replace")[-6000:])
+            raise
         t_back = time.time()
         wait_for(lambda: not [p for p in pods(api, "web") + pods(api, "db")
                               if p.metadata.uid in on_victim], 60,
