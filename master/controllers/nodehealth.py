@@ -58,11 +58,13 @@ def parse_time(text: str) -> float | None:
 
 
 def ready_status(node: Any) -> str:
-    """"True", "False" or "Unknown" (no Ready condition yet counts as Unknown)."""
+    """"True", "False", "Unknown", or "" for a node that never posted a Ready
+    condition (it gets one, Unknown, when its grace period runs out, as in
+    Kubernetes; until then it is neither tainted nor counted healthy)."""
     for c in node.status.conditions:
         if c.type == "Ready":
             return str(c.status) or "Unknown"
-    return "Unknown"
+    return ""
 
 
 def heartbeat_of(node: Any, lease: Any | None) -> tuple[str, str]:

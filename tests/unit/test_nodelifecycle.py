@@ -101,8 +101,23 @@ def test_mark_unknown_sets_every_kubelet_condition_once() -> None:
     assert not nh.mark_unknown(n, T0 + 5)
 
 
+async def test_node_without_conditions_is_untainted_until_its_grace_runs_out() -> None:
+    clock = FakeClock()
+    c, client = controller(clock)
+    bare = core_pb2.Node()
+    bare.metadata.name = "bare"
+    put(c, bare, node("b"))
+    await c.sync_node("bare")
+    assert not client.updates and not client.status_writes
+    clock.now += 41
+    await c.sync_node("bare")
+    assert nh.ready_status(client.status_writes[-1]) == "Unknown"
+    assert (nh.UNREACHABLE, "NoSchedule") in nh.our_taints(client.updates[-1])
+
+
 def test_taints_follow_ready() -> None:
     assert nh.wanted_taints("True", evict=True) == set()
+    assert nh.wanted_taints("", evict=True) == set()
     assert nh.wanted_taints("Unknown", evict=True) == {
         (nh.UNREACHABLE, "NoSchedule"), (nh.UNREACHABLE, "NoExecute")}
     assert nh.wanted_taints("False", evict=False) == {(nh.NOT_READY, "NoSchedule")}
