@@ -130,7 +130,7 @@ def up(args: argparse.Namespace) -> int:
                       "--listen", f"127.0.0.1:{args.port},{net.gateway}:{args.port}",
                       "--token-file", str(token_file),
                       "--cluster-cidr", args.cluster_cidr,
-                      "--network-backend", args.network_backend], d)
+                      "--network-backend", args.network_backend, *args.master_arg], d)
     _wait(args.port, "master", d)
     server = f"127.0.0.1:{args.port}"
     with Client(server=server, token=token, timeout=5) as c:
@@ -313,6 +313,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                    "(default %(default)s)")
     p.add_argument("--bridge", default="kl0",
                    help="the bridge between the nodes (default %(default)s)")
+    p.add_argument("--master-arg", action="append", default=[], metavar="FLAG",
+                   help="one more kubelite-master flag, repeatable, e.g. "
+                        "--master-arg=--node-monitor-grace-period=10")
     p.add_argument("--netns-prefix", default="kubelite-",
                    help="node namespaces are <prefix><node> (default %(default)s)")
     return p

@@ -24,6 +24,7 @@ from kubelite.client import AsyncClient
 from kubelite.objects import netconf
 from kubelite.objects.netconf import NetConf
 from master.apiserver import masterservices
+from master.apiserver.admission import TolerationDefaults
 from master.apiserver.allocators import IPRange, PortRange
 from master.apiserver.registry import IMMORTAL_NAMESPACES, Registry
 from master.apiserver.services import ServiceAllocator
@@ -33,6 +34,7 @@ from master.auth import TokenAuthInterceptor, load_tokens
 from master.controllers import manager as controller_manager
 from master.controllers.hpa import Options as HPAOptions
 from master.controllers.nodeipam import NodeIPAMController
+from master.controllers.nodelifecycle import Options as NodeLifecycleOptions
 from master.controllers.namespace import NamespaceController, ensure_namespaces
 from master.leader import LeaderElector
 from master.scheduler.scheduler import Scheduler
@@ -103,6 +105,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      dest="hpa_initial_readiness_delay", type=float, default=30.0,
                      metavar="SECONDS", help="after a pod starts, readiness changes are "
                      "taken as its initial readiness (default %(default)s)")
+    nl = p.add_argument_group("node lifecycle (kube-controller-manager's and "
+                              "kube-apiserver's flags)")
+    nl.add_argument("--node-monitor-grace-period", type=float, default=40.0, metavar="SECONDS",
+                    help="heartbeat age after which a node is Ready Unknown (default "
+                         "%(default)s)")
+    nl.add_argument("--node-monitor-period", type=float, default=5.0, metavar="SECONDS",
+                    help="how often every node's heartbeat is checked (default %(default)s)")
+    nl.add_argument("--node-eviction-rate", type=float, default=0.1,
+                    help="nodes per second that may get a NoExecute taint; 0: none "
+                         "(default %(default)s)")
+    nl.add_argument("--unhealthy-zone-threshold", type=float, default=0.55,
+                    help="share of unhealthy nodes (of at least 3) at which evictions stop "
+                         "(default %(default)s)")
+    nl.add_argument("--default-not-ready-toleration-seconds", type=int, default=300,
+                    help="tolerationSeconds of the not-ready toleration every pod gets "
+                         "(default %(default)s)")
+    nl.add_argument("--default-unreachable-toleration-seconds", type=int, default=300,
+                    help="tolerationSeconds of the unreachable toleration every pod gets "
+                         "(default %(default)s)")
     p.add_argument("--identity", default="",
                    help="this master's name in leader leases (default host:port)")
     p.add_argument("--leader-elect-lease-duration", type=float, default=15.0,
@@ -120,7 +141,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, f"hpa_{flag}") < 0:
             p.error(f"--horizontal-pod-autoscaler-{flag.replace('_', '-')} must not be "
                     "negative")
+    if args.node_monitor_grace_period <= 0 or args.node_monitor_period <= 0:
+        p.error("--node-monitor-grace-period and --node-monitor-period must be positive")
     return args
+
+
+def node_lifecycle_options(args: argparse.Namespace) -> NodeLifecycleOptions:
+    return NodeLifecycleOptions(grace_period=args.node_monitor_grace_period,
+                                monitor_period=args.node_monitor_period,
+                                eviction_rate=args.node_eviction_rate,
+                                unhealthy_threshold=args.unhealthy_zone_threshold)
 
 
 def hpa_options(args: argparse.Namespace) -> HPAOptions:
@@ -242,7 +272,10 @@ async def serve(args: argparse.Namespace) -> None:
     storage = Storage(endpoints=endpoints)
     await _wait_for_etcd(storage, args.etcd_connect_timeout)
     allocator = ServiceAllocator(storage, ip_range, port_range)
-    registry = Registry(storage, bookmark_interval=args.bookmark_interval, services=allocator)
+    registry = Registry(storage, bookmark_interval=args.bookmark_interval, services=allocator,
+                        tolerations=TolerationDefaults(
+                            args.default_not_ready_toleration_seconds,
+                            args.default_unreachable_toleration_seconds))
     await ensure_namespaces(registry, IMMORTAL_NAMESPACES)
     await allocator.repair()
     await masterservices.ensure_service(
@@ -297,7 +330,8 @@ async def serve(args: argparse.Namespace) -> None:
                                                    local_path_root=args.local_path_root,
                                                    network=network,
                                                    node_cidr_mask_size=mask,
-                                                   hpa=hpa_options(args))),
+                                                   hpa=hpa_options(args),
+                                                   nodes=node_lifecycle_options(args))),
                 name="controllers"))
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)

@@ -301,7 +301,10 @@ class Agent:
             [(a.type, a.address) for a in status.addresses],
         )
         stale = time.monotonic() - self._status_written >= STATUS_MAX_AGE
-        if not force and not stale and view == self._last_view:
+        # Someone else changed one of ours (the master marks an unheard node Unknown).
+        overwritten = any(c.type in ours and (prior := old.get(c.type)) is not None
+                          and prior.status != c.status for c in status.conditions)
+        if not force and not stale and not overwritten and view == self._last_view:
             return
         node.status.CopyFrom(status)
         await self.client.update_status(node)

@@ -58,6 +58,20 @@ class LocalCluster:
                               capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def partition(cluster: LocalCluster, node: str) -> None:
+    """Cut a node off the LAN: its uplink down inside its network namespace."""
+    subprocess.run(["ip", "-n", cluster.netns(node), "link", "set", "eth0", "down"],
+                   check=True)
+
+
+def heal(cluster: LocalCluster, node: str) -> None:
+    """Undo partition(): the link up and the default route (gone with the link) back."""
+    ns = cluster.netns(node)
+    subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
+    subprocess.run(["ip", "-n", ns, "route", "replace", "default", "via", cluster.net.gateway],
+                   check=True)
+
+
 def free_host_cidr() -> str:
     with contextlib.suppress(Exception):
         from pyroute2 import IPRoute

@@ -25,6 +25,9 @@ from kubelite.objects import kinds
 _OPTIONS = [
     ("grpc.max_receive_message_length", 64 << 20),
     ("grpc.max_send_message_length", 64 << 20),
+    # A client cut off for a while (a partitioned node agent) retries its
+    # connection at least every 5 s once the network is back, not up to 2 min.
+    ("grpc.max_reconnect_backoff_ms", 5000),
 ]
 
 

@@ -33,7 +33,8 @@ from kubelite.objects.errors import FieldError, Invalid, required, unsupported
 from kubelite.objects.kinds import Kind
 from kubelite.objects.kinds import by_resource as kind_by_resource
 from kubelite.objects.kinds import of as kind_of
-from master.apiserver import errors, strategy
+from master.apiserver import admission, errors, strategy
+from master.apiserver.admission import TolerationDefaults
 from master.apiserver import services as service_strategy
 from master.apiserver.services import Plan, ServiceAllocator
 from master.apiserver.storage import (
@@ -86,8 +87,11 @@ def _rv(value: str) -> int:
 
 class Registry:
     def __init__(self, storage: Storage, *, bookmark_interval: float = 5.0,
-                 services: ServiceAllocator | None = None) -> None:
+                 services: ServiceAllocator | None = None,
+                 tolerations: TolerationDefaults | None = admission.DEFAULTS) -> None:
         self.storage = storage
+        # DefaultTolerationSeconds admission for pods (None: off).
+        self.tolerations = tolerations
         self.bookmark_interval = bookmark_interval
         # Services' cluster IPs and NodePorts (None: stored as given, nothing allocated).
         self.services = services
@@ -194,6 +198,8 @@ class Registry:
         defaults.apply(obj)
         if kind.kind == "Job":
             defaults.apply_job_selector(obj, md.uid)
+        if kind.kind == "Pod" and self.tolerations is not None:
+            admission.default_toleration_seconds(obj.spec, self.tolerations)
         if kind.kind == "Service":
             service_strategy.prepare_create(obj)
         self._validate(kind, obj)

@@ -23,6 +23,8 @@ from master.controllers.hpa import HorizontalPodAutoscalerController
 from master.controllers.hpa import Options as HPAOptions
 from master.controllers.job import JobController
 from master.controllers.nodeipam import NodeIPAMController
+from master.controllers.nodelifecycle import NodeLifecycleController
+from master.controllers.nodelifecycle import Options as NodeLifecycleOptions
 from master.controllers.replicaset import REPLICATIONCONTROLLER, ReplicaSetController
 from master.controllers.statefulset import StatefulSetController
 from master.controllers.volume import LOCAL_PATH_ROOT, PersistentVolumeController
@@ -32,7 +34,8 @@ log = logging.getLogger(__name__)
 
 def controllers(client: AsyncClient, *, job_backoff: float = 10.0,
                 local_path_root: str = LOCAL_PATH_ROOT, network: NetConf | None = None,
-                node_cidr_mask_size: int = 24, hpa: HPAOptions | None = None) -> list[Controller]:
+                node_cidr_mask_size: int = 24, hpa: HPAOptions | None = None,
+                nodes: NodeLifecycleOptions | None = None) -> list[Controller]:
     ipam = [NodeIPAMController(client, network, mask_size=node_cidr_mask_size)] \
         if network is not None else []
     return [*ipam,
@@ -48,17 +51,20 @@ def controllers(client: AsyncClient, *, job_backoff: float = 10.0,
         HorizontalPodAutoscalerController(client, hpa or HPAOptions()),
         EndpointsController(client),
         DNSEndpointsController(client),
+        NodeLifecycleController(client, nodes),
     ]
 
 
 async def run(client: AsyncClient, *, job_backoff: float = 10.0,
               local_path_root: str = LOCAL_PATH_ROOT, network: NetConf | None = None,
-              node_cidr_mask_size: int = 24, hpa: HPAOptions | None = None) -> None:
+              node_cidr_mask_size: int = 24, hpa: HPAOptions | None = None,
+              nodes: NodeLifecycleOptions | None = None) -> None:
     """Run every controller; if one fails, stop the others (leadership is then lost)."""
     tasks = [asyncio.create_task(c.run(), name=f"controller-{c.name}")
              for c in controllers(client, job_backoff=job_backoff,
                                   local_path_root=local_path_root, network=network,
-                                  node_cidr_mask_size=node_cidr_mask_size, hpa=hpa)]
+                                  node_cidr_mask_size=node_cidr_mask_size, hpa=hpa,
+                                  nodes=nodes)]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for t in done:
