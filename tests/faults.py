@@ -99,6 +99,23 @@ class RestartableMaster:
         return self.log.read_text(errors="replace")[-4000:]
 
 
+def create_retrying(c: Client, obj: object, attempts: int = 10) -> int:
+    """Create as a client that retries does: UNAVAILABLE (e.g. "etcdserver: leader
+    changed" while etcd elects a new leader) is tried again with the same name, and
+    AlreadyExists on a retry means the earlier attempt was written. The retries."""
+    for retry in range(attempts):
+        try:
+            c.create(obj)
+            return retry
+        except APIStatusError as e:
+            if retry and e.already_exists:
+                return retry
+            if e.code not in _RETRYABLE or retry == attempts - 1:
+                raise
+            time.sleep(0.2 * (retry + 1))
+    return attempts
+
+
 def configmap(ns: str, name: str) -> core_pb2.ConfigMap:
     cm = core_pb2.ConfigMap(apiVersion="v1", kind="ConfigMap")
     cm.metadata.name, cm.metadata.namespace = name, ns
