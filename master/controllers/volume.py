@@ -73,6 +73,7 @@ class PersistentVolumeController(Controller):
         super().__init__(client)
         self.root = local_path_root
         self.helper_image = helper_image
+        self._reclaimed: set[str] = set()  # uids of volumes whose directory is gone
         self.claims = self.informer("persistentvolumeclaims", on_change=self._claim_changed)
         self.volumes = self.informer("persistentvolumes", on_change=self._volume_changed)
         self.pods = self.informer("pods", on_change=self._pod_changed)
@@ -109,6 +110,8 @@ class PersistentVolumeController(Controller):
             pv = self.volumes.get(name)
             if pv is not None and not pv.metadata.deletionTimestamp:
                 await self._sync_volume(pv)
+            elif pv is None:
+                await self._delete_helper(name)  # its volume is gone: the helper too
 
     # ---- claims ---------------------------------------------------------------
 
@@ -235,6 +238,8 @@ class PersistentVolumeController(Controller):
             except APIStatusError as e:
                 if not e.not_found:
                     raise
+            self._reclaimed.add(pv.metadata.uid)
+            await self._delete_helper(pv.metadata.name)
             return
         if pv.status.phase != "Released":
             pv.status.phase = "Released"
@@ -250,11 +255,32 @@ class PersistentVolumeController(Controller):
                     return str(e.values[0])
         return ""
 
+    @staticmethod
+    def _helper_name(volume: str) -> str:
+        return f"helper-pod-delete-{volume}"[:63].rstrip("-")
+
+    async def _delete_helper(self, volume: str) -> None:
+        name = self._helper_name(volume)
+        helper = self.pods.get(f"{HELPER_NAMESPACE}/{name}")
+        if helper is None or helper.metadata.deletionTimestamp or \
+                helper.status.phase not in ("Succeeded", "Failed"):
+            return
+        try:
+            await self.client.delete("pods", name, HELPER_NAMESPACE,
+                                     precondition_uid=helper.metadata.uid)
+        except APIStatusError as e:
+            if not e.not_found:
+                raise
+
     async def _remove_directory(self, pv: Any) -> bool:
-        """True once the volume's directory is gone from its node (a helper pod)."""
-        name = f"helper-pod-delete-{pv.metadata.name}"[:63].rstrip("-")
+        """True once the volume's directory is gone from its node (a helper pod, deleted
+        after the volume: a helper that went first could be made again by a reconcile
+        still seeing the volume)."""
+        name = self._helper_name(pv.metadata.name)
         helper = self.pods.get(f"{HELPER_NAMESPACE}/{name}")
         node = self._node_of(pv)
+        if pv.metadata.uid in self._reclaimed:
+            return True  # done once already; the cache has not caught up
         if helper is None:
             if not node:
                 return True  # not tied to a node: nothing kubelite made to clean up
@@ -263,12 +289,6 @@ class PersistentVolumeController(Controller):
             return False
         phase = helper.status.phase
         if phase == "Succeeded":
-            try:
-                await self.client.delete("pods", name, HELPER_NAMESPACE,
-                                         precondition_uid=helper.metadata.uid)
-            except APIStatusError as e:
-                if not e.not_found:
-                    raise
             return True
         if phase == "Failed" and pv.status.phase != "Failed":
             why = next((cs.state.terminated.message or cs.state.terminated.reason

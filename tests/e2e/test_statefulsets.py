@@ -219,5 +219,6 @@ def test_local_path_volume_deleted_with_its_claim_static_volume_released(
     assert directory.is_dir()  # the pod's data, on the node
     wait_for(volume_gone, 60, "the provisioned volume deleted")
     assert not directory.exists(), "a helper pod removes the directory before the volume goes"
-    helpers = api.list("pods", "kube-system", label_selector="app=local-path-helper")[0]
-    assert not [h for h in helpers if volume in h.metadata.name]
+    wait_for(lambda: not [h for h in api.list("pods", "kube-system",
+                                              label_selector="app=local-path-helper")[0]
+                          if volume in h.metadata.name], 30, "the helper pod removed")

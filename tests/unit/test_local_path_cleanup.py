@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
+
 from kubelite.api import core_pb2, pod_pb2
+from kubelite.client import APIStatusError
 from master.controllers.volume import HELPER_VOLUME, PROVISIONER, PersistentVolumeController
 
 
@@ -23,6 +26,9 @@ class FakeClient:
     async def delete(self, resource: str, name: str, namespace: str = "", **_kw: Any) -> None:
         self.deleted.append((resource, namespace, name))
 
+    async def get(self, resource: str, name: str, namespace: str = "") -> Any:
+        raise APIStatusError(grpc.StatusCode.NOT_FOUND, "NotFound", f"{name} not found")
+
     async def update_status(self, obj: Any) -> Any:
         self.statuses.append(obj)
         return obj
@@ -35,6 +41,8 @@ def _volume() -> Any:
     pv.spec.hostPath.path = "/var/lib/kubelite/local-path/default_data-web-0"
     term = pv.spec.nodeAffinity.required.nodeSelectorTerms.add()
     term.matchExpressions.add(key="kubernetes.io/hostname", operator="In", values=["node-2"])
+    pv.spec.persistentVolumeReclaimPolicy = "Delete"
+    pv.spec.claimRef.namespace, pv.spec.claimRef.name = "default", "data-web-0"
     pv.status.phase = "Released"
     return pv
 
@@ -68,7 +76,13 @@ async def test_a_helper_pod_removes_the_directory_on_the_volume_node() -> None:
     assert not await ctl._remove_directory(pv)
     ctl.pods._cache["kube-system/helper-pod-delete-pvc-1234"] = _helper("Succeeded")
     assert await ctl._remove_directory(pv)
-    assert api.deleted == [("pods", "kube-system", "helper-pod-delete-pvc-1234")]
+    assert not api.deleted  # the helper goes after the volume, never before
+    await ctl._sync_volume(pv)  # Released + Delete: the volume, then its helper
+    assert api.deleted == [("persistentvolumes", "", "pvc-1234"),
+                           ("pods", "kube-system", "helper-pod-delete-pvc-1234")]
+    # a reconcile still seeing the volume makes no second helper
+    del ctl.pods._cache["kube-system/helper-pod-delete-pvc-1234"]
+    assert await ctl._remove_directory(pv) and len(api.created) == 1
 
 
 async def test_a_failing_helper_leaves_the_volume_failed_with_the_reason() -> None:
