@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,46 @@ from master.informers import Informer, key_of
 from master.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
+
+
+EXPECTATIONS_TTL = 300.0
+
+
+class Expectations:
+    """client-go's ControllerExpectations: per owner key, how many pod creations
+    and deletions a controller has asked for and not yet seen in its informer.
+    Until they are seen (or EXPECTATIONS_TTL passes) the owner is not
+    reconciled again, so a slow cache never causes extra creates or deletes."""
+
+    def __init__(self, ttl: float = EXPECTATIONS_TTL) -> None:
+        self.ttl = ttl
+        self._e: dict[str, tuple[int, int, float]] = {}
+
+    def expect(self, key: str, *, adds: int = 0, dels: int = 0) -> None:
+        self._e[key] = (adds, dels, time.monotonic())
+
+    def lower(self, key: str, *, adds: int = 0, dels: int = 0) -> None:
+        """Some of what was expected will never be seen (a failed create, a pod
+        already gone)."""
+        a, d, at = self._e.get(key, (0, 0, 0.0))
+        self._e[key] = (a - adds, d - dels, at)
+
+    def observe(self, key: str, *, added: bool) -> None:
+        a, d, at = self._e.get(key, (0, 0, 0.0))
+        if added and a > 0:
+            self._e[key] = (a - 1, d, at)
+        elif not added and d > 0:
+            self._e[key] = (a, d - 1, at)
+
+    def satisfied(self, key: str) -> bool:
+        a, d, at = self._e.get(key, (0, 0, 0.0))
+        return (a <= 0 and d <= 0) or time.monotonic() - at > self.ttl
+
+    def forget(self, key: str) -> None:
+        self._e.pop(key, None)
+
+    def clear(self) -> None:
+        self._e.clear()
 
 
 class Controller:

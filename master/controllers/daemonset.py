@@ -61,7 +61,13 @@ from typing import Any, NoReturn
 from kubelite.api import apps_pb2, meta_pb2, pod_pb2
 from kubelite.client import APIStatusError, AsyncClient
 from kubelite.objects import convert, selectors
-from master.controllers.base import Controller, controller_ref, owner_reference, split_key
+from master.controllers.base import (
+    Controller,
+    Expectations,
+    controller_ref,
+    owner_reference,
+    split_key,
+)
 from master.controllers.replicaset import _timestamp, active, available, pod_ready, ready_since
 from master.informers import key_of
 from master.scheduler.nodeinfo import NodeInfo
@@ -75,7 +81,6 @@ LABEL_HASH = "controller-revision-hash"
 LABEL_GENERATION = "pod-template-generation"
 NODE_NAME_FIELD = "metadata.name"
 BURST = 250  # at most this many creations/deletions per sync
-EXPECTATIONS_TTL = 300.0
 FAILED_BACKOFF = (1.0, 900.0)  # initial, max seconds before replacing a Failed pod again
 
 # What Kubernetes' DaemonSet controller lets every daemon pod tolerate.
@@ -339,7 +344,7 @@ class DaemonSetController(Controller):
         self.nodes = self.informer("nodes", on_change=self._node_changed,
                                    on_update=self._node_updated)
         self.revisions = self.informer("controllerrevisions", on_change=self._revision_changed)
-        self._expect: dict[str, tuple[int, int, float]] = {}
+        self._expect = Expectations()
         self._failed: dict[tuple[str, str], tuple[float, float]] = {}  # -> (delay, since)
 
     # ---- events -------------------------------------------------------------
@@ -380,12 +385,7 @@ class DaemonSetController(Controller):
         ref = controller_ref(pod)
         if ref is None or ref.kind != KIND:
             return
-        key = f"{pod.metadata.namespace}/{ref.name}"
-        adds, dels, at = self._expect.get(key, (0, 0, 0.0))
-        if added and adds > 0:
-            self._expect[key] = (adds - 1, dels, at)
-        elif not added and dels > 0:
-            self._expect[key] = (adds, dels - 1, at)
+        self._expect.observe(f"{pod.metadata.namespace}/{ref.name}", added=added)
 
     def _pod_changed(self, pod: Any) -> None:
         self._observe(pod, added=True)
@@ -409,15 +409,14 @@ class DaemonSetController(Controller):
             self.queue.add(k)
 
     def _satisfied(self, key: str) -> bool:
-        adds, dels, at = self._expect.get(key, (0, 0, 0.0))
-        return (adds <= 0 and dels <= 0) or time.monotonic() - at > EXPECTATIONS_TTL
+        return self._expect.satisfied(key)
 
     # ---- reconcile ------------------------------------------------------------
 
     async def reconcile(self, key: str) -> None:
         ds = self.sets.get(key)
         if ds is None:
-            self._expect.pop(key, None)
+            self._expect.forget(key)
             for k in [k for k in self._failed if k[0] == key]:
                 del self._failed[k]
             return
@@ -555,7 +554,7 @@ class DaemonSetController(Controller):
         victims = [(p, None) for p in delete] + [(p, 0) for p in force]
         # A pod already terminating shows no new deletion to wait for.
         dels = sum(1 for p, _ in victims if not p.metadata.deletionTimestamp)
-        self._expect[key] = (len(create), dels, time.monotonic())
+        self._expect.expect(key, adds=len(create), dels=dels)
         errors: list[BaseException] = []
         if victims:
             results = await asyncio.gather(
@@ -605,8 +604,7 @@ class DaemonSetController(Controller):
             raise errors[0]
 
     def _lower(self, key: str, *, adds: int = 0, dels: int = 0) -> None:
-        a, d, at = self._expect.get(key, (0, 0, 0.0))
-        self._expect[key] = (a - adds, d - dels, at)
+        self._expect.lower(key, adds=adds, dels=dels)
 
     # ---- claiming -------------------------------------------------------------
 

@@ -31,13 +31,18 @@ from kubelite.api import apps_pb2, core_pb2, pod_pb2
 from kubelite.client import APIStatusError, AsyncClient
 from kubelite.objects import convert, selectors
 from master.apiserver.strategy import now_rfc3339
-from master.controllers.base import Controller, controller_ref, owner_reference, split_key
+from master.controllers.base import (
+    Controller,
+    Expectations,
+    controller_ref,
+    owner_reference,
+    split_key,
+)
 from master.informers import key_of
 
 log = logging.getLogger(__name__)
 
 BURST = 500  # at most this many creations/deletions per sync
-EXPECTATIONS_TTL = 300.0
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ class ReplicaSetController(Controller):
         self.owners = self.informer(flavor.resource, on_change=self.enqueue)
         self.pods = self.informer("pods", on_change=self._pod_changed,
                                   on_update=self._pod_updated, on_delete=self._pod_deleted)
-        self._expect: dict[str, tuple[int, int, float]] = {}
+        self._expect = Expectations()
 
     # ---- events -------------------------------------------------------------
 
@@ -137,12 +142,7 @@ class ReplicaSetController(Controller):
         ref = controller_ref(pod)
         if ref is None or ref.kind != self.flavor.kind:
             return
-        key = f"{pod.metadata.namespace}/{ref.name}"
-        adds, dels, at = self._expect.get(key, (0, 0, 0.0))
-        if added and adds > 0:
-            self._expect[key] = (adds - 1, dels, at)
-        elif not added and dels > 0:
-            self._expect[key] = (adds, dels - 1, at)
+        self._expect.observe(f"{pod.metadata.namespace}/{ref.name}", added=added)
 
     def _pod_changed(self, pod: Any) -> None:
         self._observe(pod, added=True)
@@ -166,17 +166,14 @@ class ReplicaSetController(Controller):
             self.queue.add(k)
 
     def _satisfied(self, key: str) -> bool:
-        adds, dels, at = self._expect.get(key, (0, 0, 0.0))
-        if adds <= 0 and dels <= 0:
-            return True
-        return time.monotonic() - at > EXPECTATIONS_TTL
+        return self._expect.satisfied(key)
 
     # ---- reconcile ------------------------------------------------------------
 
     async def reconcile(self, key: str) -> None:
         owner = self.owners.get(key)
         if owner is None:
-            self._expect.pop(key, None)
+            self._expect.forget(key)
             return
         ns, name = split_key(key)
         sel = selector_of(owner)
@@ -256,7 +253,7 @@ class ReplicaSetController(Controller):
 
     async def _create(self, owner: Any, count: int) -> None:
         key = key_of(owner)
-        self._expect[key] = (count, 0, time.monotonic())
+        self._expect.expect(key, adds=count)
         batch, left, created = 1, count, 0
         try:
             while left > 0:
@@ -274,15 +271,14 @@ class ReplicaSetController(Controller):
                     raise err
                 batch *= 2
         finally:
-            adds, dels, at = self._expect.get(key, (0, 0, 0.0))
-            self._expect[key] = (adds - (count - created), dels, at)  # never coming
+            self._expect.lower(key, adds=count - created)  # never coming
         if created:
             self.recorder.event(owner, "Normal", "SuccessfulCreate",
                                 f"Created {created} pod(s)")
 
     async def _delete(self, owner: Any, victims: list[Any]) -> None:
         key = key_of(owner)
-        self._expect[key] = (0, len(victims), time.monotonic())
+        self._expect.expect(key, dels=len(victims))
         results = await asyncio.gather(
             *(self.client.delete("pods", p.metadata.name, p.metadata.namespace,
                                  precondition_uid=p.metadata.uid) for p in victims),
@@ -297,8 +293,7 @@ class ReplicaSetController(Controller):
                 self.recorder.event(owner, "Normal", "SuccessfulDelete",
                                     f"Deleted pod: {p.metadata.name}")
         if gone:
-            adds, dels, at = self._expect.get(key, (0, 0, 0.0))
-            self._expect[key] = (adds, dels - gone, at)
+            self._expect.lower(key, dels=gone)
 
     async def _write_status(self, owner: Any, live: list[Any], sel: Any, failure: str) -> None:
         now = time.time()
