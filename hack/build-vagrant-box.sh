@@ -190,8 +190,9 @@ vagrant box add --force --name "$BOX_NAME" "$OUT/$slug.box" >/dev/null
 # vagrant-libvirt uploads a box into the storage pool once and reuses that
 # volume: drop the old one so the next `vagrant up` takes the new image.
 if command -v virsh >/dev/null && virsh -c qemu:///system pool-info default >/dev/null 2>&1; then
-    virsh -c qemu:///system vol-list default 2>/dev/null | awk '{print $1}' |
-        grep "^${BOX_NAME//\//-VAGRANTSLASH-}_vagrant_box_image_" |
+    # (awk, not grep: no stale volume is no error under pipefail)
+    virsh -c qemu:///system vol-list default 2>/dev/null |
+        awk -v p="${BOX_NAME//\//-VAGRANTSLASH-}_vagrant_box_image_" 'index($1, p) == 1 {print $1}' |
         while read -r vol; do virsh -c qemu:///system vol-delete --pool default "$vol" >/dev/null; done
 fi
 write_env

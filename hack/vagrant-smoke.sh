@@ -42,7 +42,7 @@ fi
 bash hack/install-deps.sh   # the project's venv: ansible, ansible-lint
 
 # 2. libvirt's daemons.
-started=()
+started=() kvm_was=
 for daemon in virtlogd libvirtd; do
     if ! pgrep -x "$daemon" >/dev/null; then
         echo "==> starting $daemon"
@@ -51,6 +51,26 @@ for daemon in virtlogd libvirtd; do
     fi
 done
 for _ in $(seq 1 30); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 1; done
+# libvirtd probes each QEMU binary (QMP) and caches what it found under
+# /var/cache/libvirt/qemu, but throws the cache away whenever KVM looks
+# different to the user QEMU runs as (libvirt-qemu) than it did to the probe
+# (root). Without udev, /dev/kvm stays root:root 0600: every domain definition
+# then re-probes once per device, and vagrant-libvirt crawls for many minutes
+# at "Updating domain definition". Give /dev/kvm udev's default ownership
+# (group kvm, 0660, as Debian's 50-udev-default.rules does). The VMs still run
+# under emulation (libvirt driver qemu).
+if [ -c /dev/kvm ] && getent group kvm >/dev/null &&
+        [ "$(stat -c %G:%a /dev/kvm)" != kvm:660 ]; then
+    kvm_was=$(stat -c '%g %a' /dev/kvm)   # put back at the end
+    echo "==> /dev/kvm: group kvm, mode 0660 (udev's default; was $(stat -c %G:%a /dev/kvm))"
+    chgrp kvm /dev/kvm
+    chmod 0660 /dev/kvm
+fi
+if ! timeout 120 virsh -c qemu:///system domcapabilities --virttype qemu \
+        --emulatorbin /usr/bin/qemu-system-x86_64 --arch x86_64 >/dev/null; then
+    echo "vagrant-smoke: libvirtd cannot probe qemu-system-x86_64 (see /var/log/libvirt/libvirtd.log)" >&2
+    exit 1
+fi
 if ! virsh -c qemu:///system pool-info default >/dev/null 2>&1; then
     echo "==> libvirt storage pool 'default' in /var/lib/libvirt/images"
     virsh -c qemu:///system pool-define-as default dir --target /var/lib/libvirt/images >/dev/null
@@ -83,6 +103,10 @@ cleanup() {
         vagrant destroy -f >>"$logs/destroy.log" 2>&1 || echo "vagrant destroy failed: $logs/destroy.log" >&2
         while fw -D -i 2>/dev/null; do :; done
         while fw -D -o 2>/dev/null; do :; done
+        if [ -n "$kvm_was" ]; then
+            chgrp "${kvm_was% *}" /dev/kvm
+            chmod "${kvm_was#* }" /dev/kvm
+        fi
         for daemon in "${started[@]}"; do
             pid=$(pgrep -x "$daemon" || true)
             [ -n "$pid" ] && kill "$pid"
