@@ -50,7 +50,8 @@ ansible-lint: deps
 
 # The Debian 12 libvirt box (hack/build-vagrant-box.sh), and the whole real-VM
 # check: box, vagrant up with libvirt, provisioning twice, ansible/tests/smoke.yml,
-# destroy (hack/vagrant-smoke.sh; about 20 minutes on 2 cores, 2.3 GB per VM).
+# destroy (hack/vagrant-smoke.sh; about 36 minutes on 2 cores under emulation,
+# 2.3 GB per VM).
 vagrant-box:
 	bash hack/build-vagrant-box.sh
 
