@@ -46,6 +46,12 @@ bash hack/install-deps.sh   # the project's venv: ansible, ansible-lint
 
 # 2. libvirt's daemons.
 started=() kvm_was=
+restore_kvm() {
+    [ -n "$kvm_was" ] || return 0
+    chgrp "${kvm_was% *}" /dev/kvm
+    chmod "${kvm_was#* }" /dev/kvm
+    kvm_was=
+}
 for daemon in virtlogd libvirtd; do
     if ! pgrep -x "$daemon" >/dev/null; then
         echo "==> starting $daemon"
@@ -68,6 +74,7 @@ if [ -c /dev/kvm ] && getent group kvm >/dev/null &&
     echo "==> /dev/kvm: group kvm, mode 0660 (udev's default; was $(stat -c %G:%a /dev/kvm))"
     chgrp kvm /dev/kvm
     chmod 0660 /dev/kvm
+    trap restore_kvm EXIT   # until cleanup() below takes over
 fi
 if ! timeout 120 virsh -c qemu:///system domcapabilities --virttype qemu \
         --emulatorbin /usr/bin/qemu-system-x86_64 --arch x86_64 >/dev/null; then
@@ -106,10 +113,7 @@ cleanup() {
         vagrant destroy -f >>"$logs/destroy.log" 2>&1 || echo "vagrant destroy failed: $logs/destroy.log" >&2
         while fw -D -i 2>/dev/null; do :; done
         while fw -D -o 2>/dev/null; do :; done
-        if [ -n "$kvm_was" ]; then
-            chgrp "${kvm_was% *}" /dev/kvm
-            chmod "${kvm_was#* }" /dev/kvm
-        fi
+        restore_kvm
         for daemon in "${started[@]}"; do
             pid=$(pgrep -x "$daemon" || true)
             [ -n "$pid" ] && kill "$pid"
