@@ -13,6 +13,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 import pytest
@@ -37,14 +39,32 @@ def _more(creators: Creators, n: int, what: str) -> None:
     wait_for(lambda: creators.count() >= start + n, 30, what)
 
 
+@contextmanager
+def _under_load(etcd: EtcdCluster) -> Iterator[tuple[RestartableMaster, Creators]]:
+    """A master on every member, 20 clients creating through it (100 done
+    already); the clients stop on the way out (the master is left to
+    masters_stopped)."""
+    m = RestartableMaster(etcd.endpoints, "--no-scheduler", "--no-controllers")
+    creators = Creators(m.address, "default", clients=20)
+    try:
+        m.start()
+        creators.start()
+        _more(creators, 100, "100 creates")
+        yield m, creators
+    finally:
+        creators.stop()
+
+
+def _lost_and_damaged(m: RestartableMaster, creators: Creators) -> tuple[int, int]:
+    """After the load: no client saw an error, and what was acknowledged is there."""
+    assert not creators.errors, creators.errors[:5]
+    with Client(server=m.address, timeout=15) as c:
+        return check_acked(c, "default", creators.acked)
+
+
 def test_one_of_three_members_down_under_load() -> None:
     with run_etcd_cluster(3) as etcd:
-        m = RestartableMaster(etcd.endpoints, "--no-scheduler", "--no-controllers")
-        creators = Creators(m.address, "default", clients=20)
-        try:
-            m.start()
-            creators.start()
-            _more(creators, 100, "100 creates")
+        with _under_load(etcd) as (m, creators):
             # kill -9 the member the master is talking to, mid-flight.
             first = _in_use(m, etcd)
             stopped_at = time.monotonic()
@@ -66,17 +86,10 @@ def test_one_of_three_members_down_under_load() -> None:
             detect, recover = creators.figures(stopped_at)
             report("etcd-member-stopped", detect=detect, recover=recover, lost=0,
                    retries=creators.retries - before_retries, errors=len(creators.errors))
-        finally:
-            creators.stop()
-        try:
-            assert not creators.errors, creators.errors[:5]
-            with Client(server=m.address, timeout=15) as c:
-                lost, damaged = check_acked(c, "default", creators.acked)
-            report("etcd-members-down-total", detect=0, recover=0, lost=lost, damaged=damaged,
-                   acked=len(creators.acked), retries=creators.retries)
-            assert (lost, damaged) == (0, 0)
-        finally:
-            m.stop()
+        lost, damaged = _lost_and_damaged(m, creators)
+        report("etcd-members-down-total", detect=0, recover=0, lost=lost, damaged=damaged,
+               acked=len(creators.acked), retries=creators.retries)
+        assert (lost, damaged) == (0, 0)
 
 
 def test_frozen_member_is_left_for_another() -> None:
@@ -84,23 +97,14 @@ def test_frozen_member_is_left_for_another() -> None:
     like a hung host): the master's call times out and it reconnects starting
     from another member; the clients only retry."""
     with run_etcd_cluster(3) as etcd:
-        m = RestartableMaster(etcd.endpoints, "--no-scheduler", "--no-controllers")
-        creators = Creators(m.address, "default", clients=20)
-        try:
-            m.start()
-            creators.start()
-            _more(creators, 100, "100 creates")
+        with _under_load(etcd) as (m, creators):
             frozen = etcd.members[_in_use(m, etcd)]
             frozen_at = time.monotonic()
             frozen.freeze()
             _more(creators, 150, "150 creates with a member frozen")
             detect, recover = creators.figures(frozen_at)
             frozen.freeze(False)
-        finally:
-            creators.stop()
-        assert not creators.errors, creators.errors[:5]
-        with Client(server=m.address, timeout=15) as c:
-            lost, damaged = check_acked(c, "default", creators.acked)
+        lost, damaged = _lost_and_damaged(m, creators)
         report("etcd-member-frozen", detect=detect, recover=recover, lost=lost,
                damaged=damaged, retries=creators.retries)
         assert (lost, damaged) == (0, 0)
